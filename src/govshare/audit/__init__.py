@@ -1,0 +1,1 @@
+"""Append-only, tamper-evident audit log (SM3 hash chain)."""

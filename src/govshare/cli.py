@@ -1,0 +1,201 @@
+"""The ``govshare`` command. Every command honours ``GOVSHARE_DATABASE_URL``."""
+
+from __future__ import annotations
+
+import getpass
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from govshare.audit.cli import audit_app
+from govshare.rules.cli import calendar_app, rulebook_app
+
+app = typer.Typer(
+    help="govshare 政务数据共享交换平台", no_args_is_help=True, pretty_exceptions_enable=False
+)
+db_app = typer.Typer(help="数据库结构（Alembic 迁移）", no_args_is_help=True)
+users_app = typer.Typer(help="用户账号", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+app.add_typer(calendar_app, name="calendar")
+app.add_typer(rulebook_app, name="rulebook")
+app.add_typer(audit_app, name="audit")
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]错误：[/red]{message}")
+    return typer.Exit(code)
+
+
+def upgrade_database() -> list[int]:
+    """Migrate to head and load the calendar years the chinese-calendar package knows."""
+    from govshare import migrate
+    from govshare.db import get_engine, unit_of_work
+    from govshare.principal import Principal
+    from govshare.rules import service as rules_service
+
+    migrate.upgrade(get_engine())
+    with unit_of_work() as session:
+        return rules_service.seed_from_package(session, Principal.platform("govshare db upgrade"))
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """把数据库升级到最新结构，并从 chinese-calendar 载入工作日历。"""
+    from govshare.db import get_engine
+
+    years = upgrade_database()
+    url = get_engine().url.render_as_string(hide_password=True)
+    console.print(f"数据库已是最新结构：{url}")
+    if years:
+        console.print(f"已载入工作日历：{years[0]}–{years[-1]} 年")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """显示数据库当前的迁移版本。"""
+    from govshare import migrate
+    from govshare.db import get_engine
+
+    console.print(migrate.current(get_engine()) or "（空数据库）")
+
+
+def _check_migrated() -> None:
+    from alembic.script import ScriptDirectory
+
+    from govshare import migrate
+    from govshare.db import get_engine
+
+    head = ScriptDirectory.from_config(
+        migrate.alembic_config(get_engine().url.render_as_string(hide_password=False))
+    ).get_current_head()
+    if migrate.current(get_engine()) != head:
+        raise _fail("数据库结构不是最新的，请先运行 govshare db upgrade")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="监听地址")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="端口")] = 8000,
+    workers: Annotated[int, typer.Option(help="进程数")] = 1,
+) -> None:
+    """启动平台（网页、JSON API /api/v1、接口文档 /docs）。"""
+    import uvicorn
+
+    _check_migrated()
+    console.print(f"政务数据共享交换平台：http://{host}:{port}/  （接口文档 /docs）")
+    uvicorn.run(
+        "govshare.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=False,
+        log_level="info",
+    )
+
+
+@app.command()
+def demo(
+    serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="载入后启动平台")] = True,
+    host: Annotated[str, typer.Option(help="监听地址")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="端口")] = 8000,
+) -> None:
+    """载入演示数据（一个虚构的市及其两个县），打印演示账号，然后启动平台。"""
+    from govshare import demo as demo_data
+    from govshare.db import unit_of_work
+
+    upgrade_database()
+    with unit_of_work() as session:
+        created = demo_data.load(session)
+    console.print("演示数据已载入。" if created else "演示数据已存在，未重复载入。")
+    table = Table(title="演示账号（密码均相同）")
+    for col in ("用户名", "角色", "部门"):
+        table.add_column(col)
+    for username, role, dept in demo_data.DEMO_LOGINS:
+        table.add_row(username, role, dept)
+    console.print(table)
+    console.print(f"演示密码：[bold]{demo_data.DEMO_PASSWORD}[/bold]（仅用于演示环境）")
+    if serve_after:
+        serve(host=host, port=port, workers=1)
+
+
+@users_app.command("create")
+def users_create(
+    username: Annotated[str, typer.Option(help="用户名")],
+    name: Annotated[str, typer.Option(help="姓名")],
+    role: Annotated[str, typer.Option(help="角色代码：authority / dept_officer / ...")],
+    department: Annotated[str | None, typer.Option(help="所属部门的统一社会信用代码")] = None,
+    password: Annotated[
+        str | None, typer.Option(help="初始密码；不给则交互输入", envvar="GOVSHARE_NEW_PASSWORD")
+    ] = None,
+) -> None:
+    """创建用户（首次登录须修改密码）。"""
+    from govshare.db import unit_of_work
+    from govshare.errors import DomainError
+    from govshare.orgs import repository as orgs_repo
+    from govshare.orgs import schemas
+    from govshare.orgs import service as orgs_service
+    from govshare.permissions import Role
+    from govshare.principal import Principal
+
+    try:
+        role_enum = Role(role)
+    except ValueError:
+        raise _fail(f"角色 {role} 无效，可选：{', '.join(r.value for r in Role)}") from None
+    if password is None:
+        password = getpass.getpass("初始密码：")
+    try:
+        with unit_of_work() as session:
+            dept_id = None
+            if department:
+                dept = orgs_repo.department_by_credit_code(session, department.upper())
+                if dept is None:
+                    raise _fail(f"统一社会信用代码为 {department} 的部门不存在")
+                dept_id = dept.id
+            user = orgs_service.create_user(
+                session,
+                Principal.platform("govshare users create"),
+                schemas.UserIn(
+                    username=username,
+                    display_name=name,
+                    password=password,
+                    role=role_enum,
+                    department_id=dept_id,
+                ),
+            )
+            console.print(f"已创建用户 {user.username}（{role_enum.label}），首次登录须修改密码")
+    except DomainError as exc:
+        raise _fail(exc.message) from None
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """列出所有用户。"""
+    from govshare.db import unit_of_work
+    from govshare.orgs import repository as orgs_repo
+    from govshare.permissions import Role
+    from govshare.principal import Principal
+
+    with unit_of_work() as session:
+        table = Table()
+        for col in ("用户名", "姓名", "角色", "部门", "状态"):
+            table.add_column(col)
+        for u in orgs_repo.list_users(session, Principal.platform()):
+            table.add_row(
+                u.username,
+                u.display_name,
+                Role(u.role).label,
+                u.department.name if u.department else "—",
+                "启用" if u.is_active else "停用",
+            )
+        console.print(table)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,153 @@
+"""FastAPI app factory: JSON API under /api/v1, web pages, /metrics, /healthz."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from sqlalchemy import text
+
+from govshare import __version__
+from govshare.db import get_engine
+from govshare.errors import DomainError, NotAuthenticated
+from govshare.rules.loader import registry
+from govshare.web import STATIC_DIR, pydantic_message, render, templates
+
+REQUESTS = Counter("govshare_http_requests_total", "HTTP requests", ["method", "route", "status"])
+LATENCY = Histogram("govshare_http_request_seconds", "HTTP request latency", ["route"])
+
+OPENAPI_TAGS = [
+    {"name": "auth", "description": "登录、退出、当前身份"},
+    {"name": "orgs", "description": "行政区划、部门、联系人备案、用户、应用凭证"},
+    {"name": "rules", "description": "共享规则与工作日历"},
+    {"name": "audit", "description": "审计日志"},
+]
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or request.url.path in ("/healthz", "/metrics")
+
+
+def _error_response(
+    request: Request, status: int, code: str, message: str, field: str | None
+) -> Response:
+    if _wants_json(request):
+        return JSONResponse(
+            {"error": {"code": code, "message": message, "field": field}}, status_code=status
+        )
+    if status == 401 and request.method == "GET" and not request.headers.get("hx-request"):
+        from govshare.web import redirect
+
+        nxt = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return redirect(f"/login?next={nxt}")
+    if request.headers.get("hx-request"):
+        return templates.TemplateResponse(
+            request,
+            "_error_fragment.html",
+            {"message": message},
+            status_code=status,
+            headers={"HX-Retarget": "#errors", "HX-Reswap": "innerHTML"},
+        )
+    headings = {401: "请先登录", 403: "没有权限", 404: "找不到页面或对象", 409: "操作冲突"}
+    return render(
+        request,
+        "error.html",
+        {"heading": headings.get(status, "请求有误"), "message": message},
+        status_code=status,
+    )
+
+
+async def domain_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DomainError)
+    return _error_response(request, exc.status_code, exc.code, exc.message, exc.field)
+
+
+async def validation_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    parts = []
+    field = None
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "form")]
+        field = field or (".".join(loc) if loc else None)
+        parts.append(f"{'.'.join(loc) or '请求'}：{err.get('msg', '')}")
+    return _error_response(
+        request, 422, "validation_failed", "；".join(parts) or "请求格式有误", field
+    )
+
+
+async def not_found_handler(request: Request, exc: Exception) -> Response:
+    return _error_response(request, 404, "not_found", "您访问的页面不存在", None)
+
+
+def create_app() -> FastAPI:
+    registry()  # validate every shipped rulebook now: a broken one stops the start-up
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        get_engine()
+        yield
+
+    app = FastAPI(
+        title="govshare 政务数据共享交换平台",
+        version=__version__,
+        description="政务数据共享交换平台 JSON API。浏览器会话（Cookie + X-CSRF-Token）"
+        "或业务系统应用凭证（Authorization: Bearer gsk_...）均可调用。",
+        openapi_tags=OPENAPI_TAGS,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.add_exception_handler(DomainError, domain_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(404, not_found_handler)
+
+    @app.middleware("http")
+    async def metrics_middleware(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        LATENCY.labels(path).observe(time.perf_counter() - start)
+        REQUESTS.labels(request.method, path, str(response.status_code)).inc()
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    from govshare.audit import api as audit_api
+    from govshare.audit import views as audit_views
+    from govshare.orgs import api as orgs_api
+    from govshare.orgs import views as orgs_views
+    from govshare.rules import api as rules_api
+    from govshare.rules import views as rules_views
+    from govshare.web import views as web_views
+
+    for router in (orgs_api.router, rules_api.router, audit_api.router):
+        app.include_router(router, prefix="/api/v1")
+    for router in (web_views.router, orgs_views.router, rules_views.router, audit_views.router):
+        app.include_router(router, include_in_schema=False)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        with get_engine().connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+__all__ = ["NotAuthenticated", "create_app", "pydantic_message"]

@@ -1,0 +1,85 @@
+"""Roles and permissions. A permission is ``domain:resource:action``."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    AUTHORITY = "authority"
+    DEPT_OFFICER = "dept_officer"
+    DEPT_REVIEWER = "dept_reviewer"
+    DEPT_HEAD = "dept_head"
+    OPERATOR = "operator"
+    PUBLIC = "public"
+    SYSTEM = "system"
+
+    @property
+    def label(self) -> str:
+        return ROLE_LABELS[self]
+
+
+ROLE_LABELS: dict[Role, str] = {
+    Role.AUTHORITY: "数据主管部门",
+    Role.DEPT_OFFICER: "部门数据专员",
+    Role.DEPT_REVIEWER: "部门审核人",
+    Role.DEPT_HEAD: "部门主要负责人",
+    Role.OPERATOR: "技术服务单位",
+    Role.PUBLIC: "公众用户",
+    Role.SYSTEM: "业务系统",
+}
+
+#: roles that belong to a department (a user with one of them must have a department)
+DEPARTMENT_ROLES = frozenset(
+    {Role.AUTHORITY, Role.DEPT_OFFICER, Role.DEPT_REVIEWER, Role.DEPT_HEAD, Role.SYSTEM}
+)
+
+
+class Perm(StrEnum):
+    SELF_READ = "orgs:self:read"
+    SELF_PASSWORD = "orgs:self:password"
+    JURISDICTION_READ = "orgs:jurisdiction:read"
+    JURISDICTION_MANAGE = "orgs:jurisdiction:manage"
+    DEPARTMENT_READ = "orgs:department:read"
+    DEPARTMENT_MANAGE = "orgs:department:manage"
+    CONTACT_READ = "orgs:contact:read"
+    CONTACT_FILE_OWN = "orgs:contact:file_own"
+    CONTACT_FILE_ANY = "orgs:contact:file_any"
+    USER_READ = "orgs:user:read"
+    USER_MANAGE = "orgs:user:manage"
+    CREDENTIAL_READ = "orgs:credential:read"
+    CREDENTIAL_MANAGE = "orgs:credential:manage"
+    RULEBOOK_READ = "rules:rulebook:read"
+    RULEBOOK_ASSIGN = "rules:rulebook:assign"
+    CALENDAR_READ = "rules:calendar:read"
+    CALENDAR_MANAGE = "rules:calendar:manage"
+    AUDIT_READ = "audit:log:read"
+    AUDIT_VERIFY = "audit:log:verify"
+    AUDIT_PURGE = "audit:log:purge"
+
+
+_STAFF_BASE = {
+    Perm.SELF_READ,
+    Perm.SELF_PASSWORD,
+    Perm.JURISDICTION_READ,
+    Perm.DEPARTMENT_READ,
+    Perm.CONTACT_READ,
+    Perm.RULEBOOK_READ,
+    Perm.CALENDAR_READ,
+}
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
+    Role.AUTHORITY: frozenset(Perm),
+    Role.DEPT_OFFICER: frozenset(_STAFF_BASE | {Perm.CONTACT_FILE_OWN}),
+    Role.DEPT_REVIEWER: frozenset(_STAFF_BASE),
+    Role.DEPT_HEAD: frozenset(_STAFF_BASE | {Perm.CONTACT_FILE_OWN, Perm.CREDENTIAL_READ}),
+    Role.OPERATOR: frozenset(
+        _STAFF_BASE | {Perm.USER_READ, Perm.CREDENTIAL_READ, Perm.AUDIT_VERIFY}
+    ),
+    Role.PUBLIC: frozenset({Perm.SELF_READ, Perm.SELF_PASSWORD}),
+    Role.SYSTEM: frozenset({Perm.SELF_READ}),
+}
+
+
+def permissions_for(role: Role) -> frozenset[Perm]:
+    return ROLE_PERMISSIONS[role]

@@ -1,0 +1,1 @@
+"""Rulebooks (the local regulations' rules as data) and the working-day calendar."""

@@ -1,0 +1,195 @@
+"""Server-rendered pages: templates, navigation, flash messages, form helpers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+from urllib.parse import quote, unquote
+from zoneinfo import ZoneInfo
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, ValidationError
+
+from govshare.errors import ValidationFailed
+from govshare.permissions import ROLE_LABELS, Perm, Role
+from govshare.principal import Principal
+from govshare.security import csrf_token_for
+
+PACKAGE = Path(__file__).resolve().parent.parent
+TEMPLATE_DIRS = [
+    PACKAGE / "web" / "templates",
+    PACKAGE / "orgs" / "templates",
+    PACKAGE / "rules" / "templates",
+    PACKAGE / "audit" / "templates",
+]
+STATIC_DIR = PACKAGE / "web" / "static"
+FLASH_COOKIE = "govshare_flash"
+LOCAL_TZ = ZoneInfo("Asia/Shanghai")
+
+templates = Jinja2Templates(directory=[str(d) for d in TEMPLATE_DIRS])
+
+
+def _local(ts: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    if ts is None:
+        return ""
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    return ts.astimezone(LOCAL_TZ).strftime(fmt)
+
+
+def _cn_date(d: date | None) -> str:
+    if d is None:
+        return ""
+    return f"{d.year}年{d.month}月{d.day}日（{'一二三四五六日'[d.weekday()]}）"
+
+
+templates.env.filters["local"] = _local
+templates.env.filters["cn_date"] = _cn_date
+templates.env.globals["ROLE_LABELS"] = {r.value: label for r, label in ROLE_LABELS.items()}
+
+
+@dataclass(frozen=True)
+class NavItem:
+    label: str
+    href: str
+    perm: Perm
+    section: str
+
+
+NAV: list[NavItem] = [
+    NavItem("工作台", "/", Perm.SELF_READ, "home"),
+    NavItem("行政区划", "/orgs/jurisdictions", Perm.JURISDICTION_READ, "jurisdictions"),
+    NavItem("部门与联系人", "/orgs/departments", Perm.DEPARTMENT_READ, "departments"),
+    NavItem("用户与角色", "/orgs/users", Perm.USER_READ, "users"),
+    NavItem("应用凭证", "/orgs/credentials", Perm.CREDENTIAL_READ, "credentials"),
+    NavItem("共享规则", "/rules/rulebooks", Perm.RULEBOOK_READ, "rulebooks"),
+    NavItem("工作日历", "/rules/calendar", Perm.CALENDAR_READ, "calendar"),
+    NavItem("审计日志", "/audit", Perm.AUDIT_READ, "audit"),
+]
+
+
+def nav_for(principal: Principal) -> list[NavItem]:
+    return [item for item in NAV if principal.can(item.perm)]
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+    section: str = "",
+) -> HTMLResponse:
+    principal: Principal = getattr(request.state, "principal", None) or Principal.anonymous()
+    session_token = request.cookies.get("govshare_session")
+    flash = request.cookies.get(FLASH_COOKIE)
+    ctx: dict[str, Any] = {
+        "principal": principal,
+        "nav": nav_for(principal) if principal.kind == "user" else [],
+        "section": section,
+        "csrf_token": csrf_token_for(session_token) if session_token else "",
+        "flash": unquote(flash) if flash else "",
+        "role_label": ROLE_LABELS.get(principal.role, "") if principal.role else "",
+        "Perm": Perm,
+        "Role": Role,
+    }
+    ctx.update(context or {})
+    response = templates.TemplateResponse(request, template, ctx, status_code=status_code)
+    if flash:
+        response.delete_cookie(FLASH_COOKIE, path="/")
+    return response
+
+
+def redirect(url: str, flash: str | None = None) -> RedirectResponse:
+    response = RedirectResponse(url, status_code=303)
+    if flash:
+        response.set_cookie(FLASH_COOKIE, quote(flash), path="/", httponly=True, samesite="lax")
+    return response
+
+
+FIELD_LABELS: dict[str, str] = {
+    "code": "代码",
+    "name": "名称",
+    "level": "层级",
+    "parent_code": "上级行政区",
+    "rulebook": "规则",
+    "short_name": "简称",
+    "credit_code": "统一社会信用代码",
+    "jurisdiction_code": "所属行政区",
+    "duties": "主要职责",
+    "duty": "备案类别",
+    "title": "职务",
+    "phone": "办公电话",
+    "mobile": "手机号码",
+    "email": "电子邮箱",
+    "note": "说明",
+    "username": "用户名",
+    "display_name": "姓名",
+    "password": "密码",
+    "new_password": "新密码",
+    "old_password": "原密码",
+    "role": "角色",
+    "department_id": "所属部门",
+    "system_name": "系统名称",
+    "description": "说明",
+    "valid_days": "有效期",
+    "reason": "原因",
+    "days": "工作日数",
+    "day": "日期",
+    "kind": "类型",
+    "received": "收到日期",
+}
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def pydantic_message(exc: ValidationError) -> tuple[str, str | None]:
+    parts = []
+    first_field = None
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) if err["loc"] else ""
+        first_field = first_field or field
+        label = FIELD_LABELS.get(field, field)
+        kind = err["type"]
+        if kind == "missing":
+            msg = "必填"
+        elif kind == "string_too_short":
+            msg = f"至少 {err['ctx']['min_length']} 个字符"
+        elif kind == "string_too_long":
+            msg = f"不能超过 {err['ctx']['max_length']} 个字符"
+        elif kind == "string_pattern_mismatch":
+            msg = "格式不正确"
+        elif kind in ("enum", "literal_error"):
+            msg = "不是允许的取值"
+        elif kind.startswith("int") or kind.startswith("float"):
+            msg = "应为数字" if "parsing" in kind else "数值超出允许范围"
+        elif kind == "value_error" and field == "email":
+            msg = "不是有效的电子邮箱"
+        elif kind.startswith("date"):
+            msg = "应为 YYYY-MM-DD 格式的日期"
+        else:
+            msg = "取值无效"
+        parts.append(f"{label}：{msg}")
+    return "；".join(parts), first_field
+
+
+def parse_form(model: type[M], data: dict[str, Any]) -> M:
+    """Build an input model from form fields; blank optional fields count as absent."""
+    cleaned = {k: v for k, v in data.items() if k != "csrf_token" and v != ""}
+    try:
+        return model.model_validate(cleaned)
+    except ValidationError as exc:
+        message, field = pydantic_message(exc)
+        raise ValidationFailed(message, field=field) from None
+
+
+async def _form_data(request: Request) -> dict[str, str]:
+    form = await request.form()
+    return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+FormDict = Annotated[dict[str, str], Depends(_form_data)]
