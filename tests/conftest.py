@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi import Request
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from govshare import migrate
 from govshare.db import make_engine, set_engine
-from govshare.deps import get_db
+from govshare.deps import get_db, request_transaction
 from govshare.orgs.codes import credit_code
 from govshare.orgs.models import Department, Jurisdiction, User
 from govshare.orgs.service import principal_for_user
@@ -148,13 +149,8 @@ def app(db: Session):  # type: ignore[no-untyped-def]
 
     application = create_app()
 
-    def override() -> Iterator[Session]:
-        try:
-            yield db
-            db.commit()
-        except BaseException:
-            db.rollback()
-            raise
+    def override(request: Request) -> Iterator[Session]:
+        yield from request_transaction(db, request)
 
     application.dependency_overrides[get_db] = override
     return application

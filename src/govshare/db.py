@@ -58,6 +58,9 @@ def utcnow() -> datetime:
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # take transaction control away from the pysqlite driver so that SAVEPOINTs work and
+    # every transaction begins where SQLAlchemy says (see _sqlite_begin)
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA foreign_keys=ON")
@@ -66,12 +69,19 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _sqlite_begin(conn: Any) -> None:
+    # IMMEDIATE takes the write lock up front: a transaction that reads and then writes can
+    # never fail with SQLITE_BUSY_SNAPSHOT; concurrent writers wait (busy_timeout) instead.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     url = url or get_settings().resolved_database_url()
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 10})
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")

@@ -31,10 +31,9 @@ def client_ip(request: Request) -> str:
     return peer[:64]
 
 
-def get_db(request: Request) -> Iterator[Session]:
-    """One session per request, committed once after the handler returns and before the
-    response is sent (``scope="function"``); rolled back on any error."""
-    session = session_factory()()
+def request_transaction(session: Session, request: Request) -> Iterator[Session]:
+    """Commit once after the handler returns; roll back on any error. A refused access
+    (PermissionDenied) is itself audited, after the rollback, in a transaction of its own."""
     try:
         yield session
         session.commit()
@@ -43,15 +42,19 @@ def get_db(request: Request) -> Iterator[Session]:
         principal = getattr(request.state, "principal", None)
         if isinstance(exc, PermissionDenied) and isinstance(principal, Principal):
             audit.record(
-                session,
-                principal,
-                "orgs:access:denied",
-                "path",
-                request.url.path[:128],
+                session, principal, "orgs:access:denied", "path", request.url.path[:128],
                 {"method": request.method, "reason": exc.message},
             )
             session.commit()
         raise
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    """One session per request, committed before the response is sent
+    (``scope="function"``)."""
+    session = session_factory()()
+    try:
+        yield from request_transaction(session, request)
     finally:
         session.close()
 

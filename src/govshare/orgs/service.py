@@ -600,7 +600,7 @@ def revoke_credential(
 
 def authenticate_credential(session: Session, token: str, ip: str) -> Principal:
     """Turn a bearer token into the principal of a department's system, or refuse."""
-    parts = token.split("_")
+    parts = token.split("_", 2)
     cred = None
     if len(parts) == 3 and parts[0] == CREDENTIAL_PREFIX:
         cred = repo.credential_by_key_id(session, parts[1])
