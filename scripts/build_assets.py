@@ -13,6 +13,8 @@ ASSETS = {
     "bootstrap/dist/js/bootstrap.bundle.min.js": "bootstrap.bundle.min.js",
     "htmx.org/dist/htmx.min.js": "htmx.min.js",
     "echarts/dist/echarts.min.js": "echarts.min.js",
+    "swagger-ui-dist/swagger-ui-bundle.js": "swagger-ui-bundle.js",
+    "swagger-ui-dist/swagger-ui.css": "swagger-ui.css",
 }
 
 

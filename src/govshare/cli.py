@@ -112,8 +112,8 @@ def demo(
 
     upgrade_database()
     with unit_of_work() as session:
-        created = demo_data.load(session)
-    console.print("演示数据已载入。" if created else "演示数据已存在，未重复载入。")
+        result = demo_data.load(session)
+    console.print("演示数据已载入。" if result.created else "演示数据已存在，未重复载入。")
     table = Table(title="演示账号（密码均相同）")
     for col in ("用户名", "角色", "部门"):
         table.add_column(col)
@@ -121,6 +121,11 @@ def demo(
         table.add_row(username, role, dept)
     console.print(table)
     console.print(f"演示密码：[bold]{demo_data.DEMO_PASSWORD}[/bold]（仅用于演示环境）")
+    if result.credential_token:
+        console.print(
+            "演示应用凭证（青川市民政局·社会救助信息系统，只显示这一次）：\n"
+            f"  {result.credential_token}"
+        )
     if serve_after:
         serve(host=host, port=port, workers=1)
 
