@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -31,6 +32,11 @@ FLASH_COOKIE = "govshare_flash"
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 
 templates = Jinja2Templates(directory=[str(d) for d in TEMPLATE_DIRS])
+
+#: the CSRF token of the page being rendered; read by the ``csrf()`` macro, which (being
+#: imported) does not see the template context
+_CSRF_TOKEN: ContextVar[str] = ContextVar("govshare_csrf_token", default="")
+templates.env.globals["current_csrf_token"] = _CSRF_TOKEN.get
 
 
 def _local(ts: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
@@ -98,6 +104,7 @@ def render(
         "Role": Role,
     }
     ctx.update(context or {})
+    _CSRF_TOKEN.set(ctx["csrf_token"])
     response = templates.TemplateResponse(request, template, ctx, status_code=status_code)
     if flash:
         response.delete_cookie(FLASH_COOKIE, path="/")
