@@ -166,7 +166,11 @@ def client(app) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
 
 
 class Factory:
-    """Builds a small world: a city with a county, departments and users per role."""
+    """Builds a small world: jurisdictions, departments and users per role.
+
+    Each object is committed (a savepoint release inside the test's outer transaction), so
+    a request that fails and rolls back later in the test does not take the set-up with it.
+    """
 
     def __init__(self, session: Session) -> None:
         self.s = session
@@ -193,7 +197,7 @@ class Factory:
             rulebook=rulebook,
         )
         self.s.add(j)
-        self.s.flush()
+        self.s.commit()
         return j
 
     def department(
@@ -211,7 +215,7 @@ class Factory:
             is_data_authority=is_data_authority,
         )
         self.s.add(d)
-        self.s.flush()
+        self.s.commit()
         return d
 
     def user(
@@ -233,7 +237,7 @@ class Factory:
             must_change_password=must_change_password,
         )
         self.s.add(u)
-        self.s.flush()
+        self.s.commit()
         self.s.refresh(u)
         return u
 

@@ -42,7 +42,11 @@ def request_transaction(session: Session, request: Request) -> Iterator[Session]
         principal = getattr(request.state, "principal", None)
         if isinstance(exc, PermissionDenied) and isinstance(principal, Principal):
             audit.record(
-                session, principal, "orgs:access:denied", "path", request.url.path[:128],
+                session,
+                principal,
+                "orgs:access:denied",
+                "path",
+                request.url.path[:128],
                 {"method": request.method, "reason": exc.message},
             )
             session.commit()
@@ -119,6 +123,7 @@ def require(perm: Perm) -> Callable[[Principal], Principal]:
         return principal
 
     check.__name__ = f"require_{perm.name.lower()}"
+    check.required_perm = perm  # type: ignore[attr-defined]  # read by the authz matrix test
     return check
 
 

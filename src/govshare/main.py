@@ -16,6 +16,7 @@ from sqlalchemy import text
 
 from govshare import __version__
 from govshare.db import get_engine
+from govshare.deps import DbSession
 from govshare.errors import DomainError, NotAuthenticated
 from govshare.rules.loader import registry
 from govshare.web import STATIC_DIR, pydantic_message, render, templates
@@ -150,9 +151,8 @@ def create_app() -> FastAPI:
         )
 
     @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, str]:
-        with get_engine().connect() as conn:
-            conn.execute(text("SELECT 1"))
+    def healthz(db: DbSession) -> dict[str, str]:
+        db.execute(text("SELECT 1"))
         return {"status": "ok", "version": __version__}
 
     @app.get("/metrics", include_in_schema=False)

@@ -37,7 +37,7 @@ DEPARTMENT_ROLES = frozenset(
 
 class Perm(StrEnum):
     SELF_READ = "orgs:self:read"
-    SELF_PASSWORD = "orgs:self:password"
+    SELF_PASSWORD = "orgs:self:password"  # noqa: S105 - a permission name, not a secret
     JURISDICTION_READ = "orgs:jurisdiction:read"
     JURISDICTION_MANAGE = "orgs:jurisdiction:manage"
     DEPARTMENT_READ = "orgs:department:read"

@@ -56,8 +56,9 @@ def test_anonymous_gets_401_and_unsafe_call_without_csrf_is_refused(client, fact
     user = factory.user(Role.AUTHORITY)
     login(client, user.username)
     del client.headers["X-CSRF-Token"]
-    r = client.post("/api/v1/jurisdictions", json={"code": "990000", "name": "某省",
-                                                   "level": "province"})
+    r = client.post(
+        "/api/v1/jurisdictions", json={"code": "990000", "name": "某省", "level": "province"}
+    )
     assert r.status_code == 403
     assert r.json()["error"]["code"] == "csrf_failed"
 
@@ -71,39 +72,59 @@ def test_logout_ends_the_session(client, factory: Factory) -> None:
 
 def test_authority_builds_jurisdictions_and_departments(client, db: Session, factory: Factory):
     login(client, factory.user(Role.AUTHORITY).username)
-    r = client.post("/api/v1/jurisdictions",
-                    json={"code": "980000", "name": "测试省", "level": "province"})
+    r = client.post(
+        "/api/v1/jurisdictions", json={"code": "980000", "name": "测试省", "level": "province"}
+    )
     assert r.status_code == 201, r.text
-    r = client.post("/api/v1/jurisdictions", json={
-        "code": "980100", "name": "测试市", "level": "city", "parent_code": "980000",
-        "rulebook": "nanyang-2021"})
+    r = client.post(
+        "/api/v1/jurisdictions",
+        json={
+            "code": "980100",
+            "name": "测试市",
+            "level": "city",
+            "parent_code": "980000",
+            "rulebook": "nanyang-2021",
+        },
+    )
     assert r.status_code == 201, r.text
     assert r.json()["rulebook"] == "nanyang-2021"
     # a county cannot sit above a city
-    r = client.post("/api/v1/jurisdictions", json={
-        "code": "980101", "name": "错层县", "level": "province", "parent_code": "980100"})
+    r = client.post(
+        "/api/v1/jurisdictions",
+        json={"code": "980101", "name": "错层县", "level": "province", "parent_code": "980100"},
+    )
     assert r.status_code == 422
     assert r.json()["error"]["field"] == "level"
 
     code = credit_code("980100", 77)
-    r = client.post("/api/v1/departments", json={
-        "name": "测试市公安局", "credit_code": code, "jurisdiction_code": "980100"})
+    r = client.post(
+        "/api/v1/departments",
+        json={"name": "测试市公安局", "credit_code": code, "jurisdiction_code": "980100"},
+    )
     assert r.status_code == 201, r.text
     dept_id = r.json()["id"]
     bad = code[:-1] + ("0" if code[-1] != "0" else "1")
-    r = client.post("/api/v1/departments", json={
-        "name": "测试市民政局", "credit_code": bad, "jurisdiction_code": "980100"})
+    r = client.post(
+        "/api/v1/departments",
+        json={"name": "测试市民政局", "credit_code": bad, "jurisdiction_code": "980100"},
+    )
     assert r.status_code == 422
     assert r.json()["error"]["field"] == "credit_code"
     assert "校验位" in r.json()["error"]["message"]
-    r = client.post("/api/v1/departments", json={
-        "name": "另一个局", "credit_code": code, "jurisdiction_code": "980100"})
+    r = client.post(
+        "/api/v1/departments",
+        json={"name": "另一个局", "credit_code": code, "jurisdiction_code": "980100"},
+    )
     assert r.status_code == 409
     r = client.patch(f"/api/v1/departments/{dept_id}", json={"short_name": "市公安局"})
     assert r.json()["short_name"] == "市公安局"
     acts = actions(db)
-    for a in ("orgs:jurisdiction:create", "rules:rulebook:assign", "orgs:department:create",
-              "orgs:department:update"):
+    for a in (
+        "orgs:jurisdiction:create",
+        "rules:rulebook:assign",
+        "orgs:department:create",
+        "orgs:department:update",
+    ):
         assert a in acts
 
 
@@ -113,13 +134,22 @@ def test_officer_files_own_contacts_and_history_is_kept(client, db: Session, fac
     officer = factory.user(Role.DEPT_OFFICER, department=dept)
     login(client, officer.username)
     url = f"/api/v1/departments/{dept.id}/contacts"
-    r = client.post(url, json={"duty": "head", "name": "张建国", "title": "局长",
-                               "phone": "0377-6000001"})
+    r = client.post(
+        url, json={"duty": "head", "name": "张建国", "title": "局长", "phone": "0377-6000001"}
+    )
     assert r.status_code == 201, r.text
     first = r.json()
     # a new head supersedes the old one automatically; nothing is edited in place
-    r = client.post(url, json={"duty": "head", "name": "李卫东", "title": "局长",
-                               "mobile": "13800000001", "note": "人员调整"})
+    r = client.post(
+        url,
+        json={
+            "duty": "head",
+            "name": "李卫东",
+            "title": "局长",
+            "mobile": "13800000001",
+            "note": "人员调整",
+        },
+    )
     assert r.status_code == 201
     current = client.get(url).json()
     assert [c["name"] for c in current] == ["李卫东"]
@@ -133,8 +163,10 @@ def test_officer_files_own_contacts_and_history_is_kept(client, db: Session, fac
     r = client.post(url, json={"duty": "liaison", "name": "王芳"})
     assert r.status_code == 422
     # another department's contacts are not this officer's to file
-    r = client.post(f"/api/v1/departments/{other.id}/contacts",
-                    json={"duty": "liaison", "name": "王芳", "phone": "1234567"})
+    r = client.post(
+        f"/api/v1/departments/{other.id}/contacts",
+        json={"duty": "liaison", "name": "王芳", "phone": "1234567"},
+    )
     assert r.status_code == 403
     r = client.post(f"/api/v1/contacts/{current[0]['id']}/end", json={"note": "岗位撤销"})
     assert r.status_code == 200
@@ -148,8 +180,12 @@ def test_user_management_rules(client, db: Session, factory: Factory) -> None:
     authority = factory.user(Role.AUTHORITY)
     dept = factory.department()
     login(client, authority.username)
-    base = {"username": "newofficer", "display_name": "新专员", "role": "dept_officer",
-            "department_id": dept.id}
+    base = {
+        "username": "newofficer",
+        "display_name": "新专员",
+        "role": "dept_officer",
+        "department_id": dept.id,
+    }
     r = client.post("/api/v1/users", json=base | {"password": "short"})
     assert r.status_code == 422
     assert r.json()["error"]["field"] == "password"
@@ -160,20 +196,25 @@ def test_user_management_rules(client, db: Session, factory: Factory) -> None:
     assert created.password_hash.startswith("$argon2")
     assert created.must_change_password
     # authority role only inside the data authority
-    r = client.post("/api/v1/users", json=base | {"username": "x1", "role": "authority",
-                                                  "password": "Strong-Passw0rd"})
+    r = client.post(
+        "/api/v1/users",
+        json=base | {"username": "x1", "role": "authority", "password": "Strong-Passw0rd"},
+    )
     assert r.status_code == 422
     # department roles need a department; public users have none
-    r = client.post("/api/v1/users", json=base | {"username": "x2", "department_id": None,
-                                                  "password": "Strong-Passw0rd"})
+    r = client.post(
+        "/api/v1/users",
+        json=base | {"username": "x2", "department_id": None, "password": "Strong-Passw0rd"},
+    )
     assert r.status_code == 422
     # deactivate, then the user cannot log in
     r = client.patch(f"/api/v1/users/{created.id}", json={"is_active": False})
     assert r.status_code == 200
     client.headers.pop("X-CSRF-Token")
     client.cookies.clear()
-    r = client.post("/api/v1/auth/login",
-                    json={"username": "newofficer", "password": "Strong-Passw0rd"})
+    r = client.post(
+        "/api/v1/auth/login", json={"username": "newofficer", "password": "Strong-Passw0rd"}
+    )
     assert r.status_code == 401
     assert "停用" in r.json()["error"]["message"]
 
@@ -189,9 +230,10 @@ def test_credentials_shown_once_hashed_expiring_revocable(client, db: Session, f
     authority = factory.user(Role.AUTHORITY)
     dept = factory.department()
     login(client, authority.username)
-    r = client.post("/api/v1/credentials", json={"department_id": dept.id,
-                                                 "system_name": "不动产登记系统",
-                                                 "valid_days": 30})
+    r = client.post(
+        "/api/v1/credentials",
+        json={"department_id": dept.id, "system_name": "不动产登记系统", "valid_days": 30},
+    )
     assert r.status_code == 201, r.text
     assert r.headers["cache-control"] == "no-store"
     token = r.json()["token"]
@@ -226,8 +268,7 @@ def test_expired_credential_is_refused(client, db: Session, factory: Factory) ->
 
     login(client, factory.user(Role.AUTHORITY).username)
     dept = factory.department()
-    r = client.post("/api/v1/credentials", json={"department_id": dept.id,
-                                                 "system_name": "旧系统"})
+    r = client.post("/api/v1/credentials", json={"department_id": dept.id, "system_name": "旧系统"})
     cred = db.get(AppCredential, r.json()["credential"]["id"])
     assert cred is not None
     cred.expires_at = utcnow() - timedelta(seconds=1)

@@ -38,8 +38,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     subprocess.run([*cli, "demo", "--no-serve"], env=env, check=True, capture_output=True)
     port = _free_port()
     log = (work / "server.log").open("w")
-    proc = subprocess.Popen([*cli, "serve", "--port", str(port)], env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [*cli, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -67,9 +68,15 @@ def browser():  # type: ignore[no-untyped-def]
         b = p.chromium.launch(
             executable_path=CHROMIUM,
             headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
         )
         yield b
         b.close()
@@ -91,15 +98,29 @@ def test_two_roles_see_different_navigation(live_server: str, browser, tmp_path:
     context = browser.new_context(locale="zh-CN")
     page = context.new_page()
     outside: list[str] = []
-    page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(live_server)
-            and not r.url.startswith("data:") else None)
+    page.on(
+        "request",
+        lambda r: (
+            outside.append(r.url)
+            if not r.url.startswith(live_server) and not r.url.startswith("data:")
+            else None
+        ),
+    )
 
     _login(page, live_server, "authority")
     authority_nav = _nav(page)
     assert page.locator("[data-testid=role]").inner_text() == "数据主管部门"
     assert page.locator("[data-testid=department]").inner_text() == "青川市数据和政务服务局"
-    for label in ("工作台", "行政区划", "部门与联系人", "用户与角色", "应用凭证", "共享规则",
-                  "工作日历", "审计日志"):
+    for label in (
+        "工作台",
+        "行政区划",
+        "部门与联系人",
+        "用户与角色",
+        "应用凭证",
+        "共享规则",
+        "工作日历",
+        "审计日志",
+    ):
         assert label in authority_nav
     page.screenshot(path=str(tmp_path / "authority.png"), full_page=True)
     page.click("text=用户与角色")

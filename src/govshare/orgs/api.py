@@ -16,8 +16,7 @@ from govshare.deps import (
     session_token,
 )
 from govshare.orgs import repository as repo
-from govshare.orgs import schemas
-from govshare.orgs import service
+from govshare.orgs import schemas, service
 from govshare.orgs.models import Department, Jurisdiction
 from govshare.permissions import ROLE_LABELS, Perm
 from govshare.principal import Principal
@@ -30,9 +29,13 @@ def whoami(db: DbSession, principal: Principal, token: str | None) -> schemas.Wh
     dept = db.get(Department, principal.department_id) if principal.department_id else None
     juris = db.get(Jurisdiction, principal.jurisdiction_id) if principal.jurisdiction_id else None
     return schemas.WhoAmI(
-        kind=principal.kind, id=principal.id, name=principal.name, role=principal.role_code,
+        kind=principal.kind,
+        id=principal.id,
+        name=principal.name,
+        role=principal.role_code,
         role_label=ROLE_LABELS[principal.role] if principal.role else "",
-        department_id=dept.id if dept else None, department_name=dept.name if dept else None,
+        department_id=dept.id if dept else None,
+        department_name=dept.name if dept else None,
         jurisdiction_id=juris.id if juris else None,
         jurisdiction_name=juris.name if juris else None,
         permissions=sorted(p.value for p in principal.permissions),
@@ -43,14 +46,21 @@ def whoami(db: DbSession, principal: Principal, token: str | None) -> schemas.Wh
 # ---------------------------------------------------------------- auth
 
 
-@router.post("/auth/login", tags=["auth"], response_model=schemas.WhoAmI,
-             responses={401: {"description": "用户名或密码错误"}})
+@router.post(
+    "/auth/login",
+    tags=["auth"],
+    response_model=schemas.WhoAmI,
+    responses={401: {"description": "用户名或密码错误"}},
+)
 def api_login(request: Request, db: DbSession, data: schemas.LoginIn) -> Response:
     """用户名密码登录，返回会话 Cookie 与后续写操作所需的 CSRF 令牌。"""
     from govshare.web.views import set_session_cookie
 
     outcome = service.login(
-        db, data.username, data.password, client_ip(request),
+        db,
+        data.username,
+        data.password,
+        client_ip(request),
         request.headers.get("user-agent", ""),
     )
     if outcome.error or outcome.user is None or outcome.token is None:
@@ -115,8 +125,9 @@ def get_jurisdiction(db: DbSession, _p: ReadJurisdictions, code: str) -> Jurisdi
 def update_jurisdiction(
     db: DbSession, principal: ManageJurisdictions, code: str, data: schemas.JurisdictionUpdate
 ) -> Jurisdiction:
-    return service.update_jurisdiction(db, principal, service.get_jurisdiction_by_code(db, code),
-                                       data)
+    return service.update_jurisdiction(
+        db, principal, service.get_jurisdiction_by_code(db, code), data
+    )
 
 
 # ---------------------------------------------------------------- departments
@@ -134,8 +145,9 @@ def list_departments(
     include_inactive: bool = False,
 ) -> list[Department]:
     jid = service.get_jurisdiction_by_code(db, jurisdiction).id if jurisdiction else None
-    return repo.list_departments(db, principal, jurisdiction_id=jid, q=q,
-                                 include_inactive=include_inactive)
+    return repo.list_departments(
+        db, principal, jurisdiction_id=jid, q=q, include_inactive=include_inactive
+    )
 
 
 @router.post("/departments", response_model=schemas.DepartmentOut, status_code=201)
@@ -152,11 +164,12 @@ def get_department(db: DbSession, _p: ReadDepartments, department_id: int) -> De
 
 @router.patch("/departments/{department_id}", response_model=schemas.DepartmentOut)
 def update_department(
-    db: DbSession, principal: ManageDepartments, department_id: int,
+    db: DbSession,
+    principal: ManageDepartments,
+    department_id: int,
     data: schemas.DepartmentUpdate,
 ) -> Department:
-    return service.update_department(db, principal, service.get_department(db, department_id),
-                                     data)
+    return service.update_department(db, principal, service.get_department(db, department_id), data)
 
 
 # ---------------------------------------------------------------- contacts on file
@@ -166,7 +179,9 @@ ReadContacts = Annotated[Principal, Depends(require(Perm.CONTACT_READ))]
 
 @router.get("/departments/{department_id}/contacts", response_model=list[schemas.ContactOut])
 def list_contacts(
-    db: DbSession, _p: ReadContacts, department_id: int,
+    db: DbSession,
+    _p: ReadContacts,
+    department_id: int,
     history: Annotated[bool, Query(description="包含已替换、已撤销的备案记录")] = False,
 ) -> list[object]:
     dept = service.get_department(db, department_id)
@@ -175,8 +190,9 @@ def list_contacts(
     return list(repo.current_contacts(db, dept.id))
 
 
-@router.post("/departments/{department_id}/contacts", response_model=schemas.ContactOut,
-             status_code=201)
+@router.post(
+    "/departments/{department_id}/contacts", response_model=schemas.ContactOut, status_code=201
+)
 def file_contact(
     db: DbSession, principal: LoggedIn, department_id: int, data: schemas.ContactIn
 ) -> object:
@@ -199,8 +215,11 @@ ManageUsers = Annotated[Principal, Depends(require(Perm.USER_MANAGE))]
 
 @router.get("/users", response_model=list[schemas.UserOut])
 def list_users(
-    db: DbSession, principal: ReadUsers, department_id: int | None = None,
-    role: str | None = None, q: Annotated[str, Query(max_length=64)] = "",
+    db: DbSession,
+    principal: ReadUsers,
+    department_id: int | None = None,
+    role: str | None = None,
+    q: Annotated[str, Query(max_length=64)] = "",
 ) -> list[object]:
     return list(repo.list_users(db, principal, department_id=department_id, role=role, q=q))
 
@@ -262,7 +281,9 @@ def get_credential(db: DbSession, principal: ReadCredentials, credential_id: int
 
 @router.post("/credentials/{credential_id}/revoke", response_model=schemas.CredentialOut)
 def revoke_credential(
-    db: DbSession, principal: ManageCredentials, credential_id: int,
+    db: DbSession,
+    principal: ManageCredentials,
+    credential_id: int,
     data: schemas.CredentialRevoke,
 ) -> object:
     return service.revoke_credential(

@@ -55,7 +55,7 @@ def list_jurisdictions(session: Session) -> list[Jurisdiction]:
     return list(session.scalars(select(Jurisdiction).order_by(Jurisdiction.code)))
 
 
-def departments_query(principal: Principal) -> Select[tuple[Department]]:
+def departments_query(principal: Principal) -> Select[Department]:
     """Departments a principal may see: staff of any department see the directory."""
     q = select(Department).order_by(Department.jurisdiction_id, Department.name)
     if principal.role in (Role.PUBLIC, Role.SYSTEM, None):
@@ -113,7 +113,7 @@ def contact_history(session: Session, department_id: int) -> list[ContactFiling]
     )
 
 
-def users_query(principal: Principal) -> Select[tuple[User]]:
+def users_query(principal: Principal) -> Select[User]:
     q = select(User).order_by(User.department_id, User.username)
     if principal.role in (Role.AUTHORITY, Role.OPERATOR):
         return q
@@ -147,7 +147,7 @@ def session_by_token_hash(session: Session, token_hash: str) -> UserSession | No
     return session.scalar(select(UserSession).where(UserSession.token_hash == token_hash))
 
 
-def credentials_query(principal: Principal) -> Select[tuple[AppCredential]]:
+def credentials_query(principal: Principal) -> Select[AppCredential]:
     q = select(AppCredential).order_by(AppCredential.created_at.desc())
     if principal.role in (Role.AUTHORITY, Role.OPERATOR):
         return q

@@ -378,7 +378,7 @@ def update_user(session: Session, actor: Principal, user: User, data: schemas.Us
         raise ValidationFailed("不能停用自己或修改自己的角色", field="role")
     new_role = Role(changes.get("role", user.role))
     new_dept = changes.get("department_id", user.department_id)
-    _check_role_department(session, new_role, new_dept)  # type: ignore[arg-type]
+    _check_role_department(session, new_role, new_dept)
     diff = _diff(user, changes)
     for k, v in changes.items():
         setattr(user, k, v)

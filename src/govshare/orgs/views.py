@@ -11,8 +11,7 @@ from govshare.db import utcnow
 from govshare.deps import DbSession, LoggedIn, require
 from govshare.errors import DomainError, PermissionDenied
 from govshare.orgs import repository as repo
-from govshare.orgs import schemas
-from govshare.orgs import service
+from govshare.orgs import schemas, service
 from govshare.orgs.models import DUTY_LABELS, Level
 from govshare.permissions import ROLE_LABELS, Perm, Role
 from govshare.principal import Principal
@@ -41,8 +40,7 @@ def _error_ctx(exc: DomainError, form: dict[str, str]) -> dict[str, Any]:
 
 def _department_options(db: DbSession, principal: Principal) -> list[tuple[int, str]]:
     return [
-        (d.id, f"{d.jurisdiction.name} · {d.name}")
-        for d in repo.list_departments(db, principal)
+        (d.id, f"{d.jurisdiction.name} · {d.name}") for d in repo.list_departments(db, principal)
     ]
 
 
@@ -66,14 +64,22 @@ def _jurisdictions_page(
     walk(None, 0)
     known = {j.id for _, j in ordered}
     ordered += [(0, j) for j in items if j.id not in known]  # orphans, should none exist
-    counts = {j.id: len(repo.list_departments(db, Principal.platform(), jurisdiction_id=j.id))
-              for j in items}
-    ctx = {"rows": ordered, "counts": counts, "level_options": LEVEL_OPTIONS,
-           "parent_options": [(j.code, f"{j.name}（{j.code}）") for j in items],
-           "rulebooks": registry().names(), "form": {}}
+    counts = {
+        j.id: len(repo.list_departments(db, Principal.platform(), jurisdiction_id=j.id))
+        for j in items
+    }
+    ctx = {
+        "rows": ordered,
+        "counts": counts,
+        "level_options": LEVEL_OPTIONS,
+        "parent_options": [(j.code, f"{j.name}（{j.code}）") for j in items],
+        "rulebooks": registry().names(),
+        "form": {},
+    }
     ctx.update(extra or {})
-    return render(request, "orgs/jurisdictions.html", ctx, status_code=status,
-                  section="jurisdictions")
+    return render(
+        request, "orgs/jurisdictions.html", ctx, status_code=status, section="jurisdictions"
+    )
 
 
 @router.get("/jurisdictions", response_class=HTMLResponse)
@@ -98,20 +104,31 @@ def jurisdictions_create(
 
 @router.get("/departments", response_class=HTMLResponse)
 def departments(
-    request: Request, db: DbSession, principal: ReadDepartments, jurisdiction: str = "",
-    q: str = "", inactive: int = 0,
+    request: Request,
+    db: DbSession,
+    principal: ReadDepartments,
+    jurisdiction: str = "",
+    q: str = "",
+    inactive: int = 0,
 ) -> Response:
     jid = None
     if jurisdiction:
         jid = service.get_jurisdiction_by_code(db, jurisdiction).id
-    items = repo.list_departments(db, principal, jurisdiction_id=jid, q=q[:64],
-                                  include_inactive=bool(inactive))
+    items = repo.list_departments(
+        db, principal, jurisdiction_id=jid, q=q[:64], include_inactive=bool(inactive)
+    )
     contacts = {d.id: repo.current_contacts(db, d.id) for d in items}
     return render(
-        request, "orgs/departments.html",
-        {"items": items, "contacts": contacts, "jurisdiction": jurisdiction, "q": q,
-         "inactive": inactive,
-         "jurisdiction_options": [(j.code, j.name) for j in repo.list_jurisdictions(db)]},
+        request,
+        "orgs/departments.html",
+        {
+            "items": items,
+            "contacts": contacts,
+            "jurisdiction": jurisdiction,
+            "q": q,
+            "inactive": inactive,
+            "jurisdiction_options": [(j.code, j.name) for j in repo.list_jurisdictions(db)],
+        },
         section="departments",
     )
 
@@ -120,12 +137,15 @@ def _new_department_page(
     request: Request, db: DbSession, extra: dict[str, Any] | None = None, status: int = 200
 ) -> Response:
     ctx: dict[str, Any] = {
-        "form": {}, "jurisdiction_options": [(j.code, f"{j.name}（{j.code}）")
-                                             for j in repo.list_jurisdictions(db)],
+        "form": {},
+        "jurisdiction_options": [
+            (j.code, f"{j.name}（{j.code}）") for j in repo.list_jurisdictions(db)
+        ],
     }
     ctx.update(extra or {})
-    return render(request, "orgs/department_new.html", ctx, status_code=status,
-                  section="departments")
+    return render(
+        request, "orgs/department_new.html", ctx, status_code=status, section="departments"
+    )
 
 
 @router.get("/departments/new", response_class=HTMLResponse)
@@ -148,8 +168,12 @@ def department_create(
 
 
 def _department_page(
-    request: Request, db: DbSession, principal: Principal, department_id: int,
-    extra: dict[str, Any] | None = None, status: int = 200,
+    request: Request,
+    db: DbSession,
+    principal: Principal,
+    department_id: int,
+    extra: dict[str, Any] | None = None,
+    status: int = 200,
 ) -> Response:
     d = service.get_department(db, department_id)
     can_file = principal.can(Perm.CONTACT_FILE_ANY) or (
@@ -162,15 +186,16 @@ def _department_page(
         "can_file": can_file,
         "duty_options": DUTY_OPTIONS,
         "users": repo.list_users(db, principal, department_id=d.id)
-        if principal.can(Perm.USER_READ) else [],
+        if principal.can(Perm.USER_READ)
+        else [],
         "credentials": repo.list_credentials(db, principal, department_id=d.id)
-        if principal.can(Perm.CREDENTIAL_READ) else [],
+        if principal.can(Perm.CREDENTIAL_READ)
+        else [],
         "now": utcnow(),
         "form": {},
     }
     ctx.update(extra or {})
-    return render(request, "orgs/department.html", ctx, status_code=status,
-                  section="departments")
+    return render(request, "orgs/department.html", ctx, status_code=status, section="departments")
 
 
 @router.get("/departments/{department_id}", response_class=HTMLResponse)
@@ -182,7 +207,10 @@ def department_detail(
 
 @router.post("/departments/{department_id}", response_class=HTMLResponse)
 def department_update(
-    request: Request, db: DbSession, principal: ManageDepartments, department_id: int,
+    request: Request,
+    db: DbSession,
+    principal: ManageDepartments,
+    department_id: int,
     form: FormDict,
 ) -> Response:
     data = {k: form.get(k, "") for k in ("name", "short_name", "duties")}
@@ -192,8 +220,9 @@ def department_update(
         service.update_department(db, principal, d, parse_form(schemas.DepartmentUpdate, data))
     except DomainError as exc:
         db.rollback()
-        return _department_page(request, db, principal, department_id,
-                                _error_ctx(exc, form), exc.status_code)
+        return _department_page(
+            request, db, principal, department_id, _error_ctx(exc, form), exc.status_code
+        )
     return redirect(f"/orgs/departments/{department_id}", "部门信息已保存")
 
 
@@ -208,10 +237,12 @@ def contact_file(
         raise
     except DomainError as exc:
         db.rollback()
-        return _department_page(request, db, principal, department_id,
-                                _error_ctx(exc, form), exc.status_code)
-    return redirect(f"/orgs/departments/{department_id}",
-                    f"已备案：{filing.duty_label} {filing.name}")
+        return _department_page(
+            request, db, principal, department_id, _error_ctx(exc, form), exc.status_code
+        )
+    return redirect(
+        f"/orgs/departments/{department_id}", f"已备案：{filing.duty_label} {filing.name}"
+    )
 
 
 @router.post("/contacts/{filing_id}/end", response_class=HTMLResponse)
@@ -219,14 +250,15 @@ def contact_end(
     request: Request, db: DbSession, principal: LoggedIn, filing_id: int, form: FormDict
 ) -> Response:
     try:
-        filing = service.end_contact(db, principal, filing_id,
-                                     parse_form(schemas.ContactEnd, form))
+        filing = service.end_contact(db, principal, filing_id, parse_form(schemas.ContactEnd, form))
     except PermissionDenied:
         raise
     except DomainError as exc:
         return redirect(request.headers.get("referer", "/orgs/departments") or "/", exc.message)
-    return redirect(f"/orgs/departments/{filing.department_id}",
-                    f"已撤销备案：{filing.duty_label} {filing.name}")
+    return redirect(
+        f"/orgs/departments/{filing.department_id}",
+        f"已撤销备案：{filing.duty_label} {filing.name}",
+    )
 
 
 # ---------------------------------------------------------------- users
@@ -234,27 +266,43 @@ def contact_end(
 
 @router.get("/users", response_class=HTMLResponse)
 def users(
-    request: Request, db: DbSession, principal: ReadUsers, department_id: str = "",
-    role: str = "", q: str = "",
+    request: Request,
+    db: DbSession,
+    principal: ReadUsers,
+    department_id: str = "",
+    role: str = "",
+    q: str = "",
 ) -> Response:
     dept = int(department_id) if department_id.isdigit() else None
     items = repo.list_users(db, principal, department_id=dept, role=role or None, q=q[:64])
     return render(
-        request, "orgs/users.html",
-        {"items": items, "department_id": department_id, "role": role, "q": q,
-         "department_options": _department_options(db, principal),
-         "role_options": ROLE_OPTIONS},
+        request,
+        "orgs/users.html",
+        {
+            "items": items,
+            "department_id": department_id,
+            "role": role,
+            "q": q,
+            "department_options": _department_options(db, principal),
+            "role_options": ROLE_OPTIONS,
+        },
         section="users",
     )
 
 
 def _user_form_page(
-    request: Request, db: DbSession, principal: Principal, user_id: int | None,
-    extra: dict[str, Any] | None = None, status: int = 200,
+    request: Request,
+    db: DbSession,
+    principal: Principal,
+    user_id: int | None,
+    extra: dict[str, Any] | None = None,
+    status: int = 200,
 ) -> Response:
     user = service.get_user(db, principal, user_id) if user_id else None
     ctx: dict[str, Any] = {
-        "u": user, "form": {}, "role_options": ROLE_OPTIONS,
+        "u": user,
+        "form": {},
+        "role_options": ROLE_OPTIONS,
         "department_options": _department_options(db, principal),
     }
     ctx.update(extra or {})
@@ -274,8 +322,7 @@ def user_create(
         u = service.create_user(db, principal, parse_form(schemas.UserIn, form))
     except DomainError as exc:
         db.rollback()
-        return _user_form_page(request, db, principal, None, _error_ctx(exc, form),
-                               exc.status_code)
+        return _user_form_page(request, db, principal, None, _error_ctx(exc, form), exc.status_code)
     return redirect(f"/orgs/users/{u.id}", f"已创建用户 {u.username}，首次登录须修改密码")
 
 
@@ -296,8 +343,9 @@ def user_update(
         service.update_user(db, principal, u, parse_form(schemas.UserUpdate, data))
     except DomainError as exc:
         db.rollback()
-        return _user_form_page(request, db, principal, user_id, _error_ctx(exc, form),
-                               exc.status_code)
+        return _user_form_page(
+            request, db, principal, user_id, _error_ctx(exc, form), exc.status_code
+        )
     return redirect(f"/orgs/users/{user_id}", "用户信息已保存")
 
 
@@ -310,8 +358,9 @@ def user_reset_password(
         service.reset_password(db, principal, u, parse_form(schemas.PasswordReset, form))
     except DomainError as exc:
         db.rollback()
-        return _user_form_page(request, db, principal, user_id, _error_ctx(exc, form),
-                               exc.status_code)
+        return _user_form_page(
+            request, db, principal, user_id, _error_ctx(exc, form), exc.status_code
+        )
     return redirect(f"/orgs/users/{user_id}", "密码已重置，用户下次登录须修改密码")
 
 
@@ -319,17 +368,23 @@ def user_reset_password(
 
 
 def _credentials_page(
-    request: Request, db: DbSession, principal: Principal,
-    extra: dict[str, Any] | None = None, status: int = 200,
+    request: Request,
+    db: DbSession,
+    principal: Principal,
+    extra: dict[str, Any] | None = None,
+    status: int = 200,
 ) -> Response:
     ctx: dict[str, Any] = {
-        "items": repo.list_credentials(db, principal), "now": utcnow(), "form": {},
+        "items": repo.list_credentials(db, principal),
+        "now": utcnow(),
+        "form": {},
         "department_options": _department_options(db, principal),
         "expiring": service.credential_expires_soon,
     }
     ctx.update(extra or {})
-    response = render(request, "orgs/credentials.html", ctx, status_code=status,
-                      section="credentials")
+    response = render(
+        request, "orgs/credentials.html", ctx, status_code=status, section="credentials"
+    )
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -354,7 +409,10 @@ def credential_create(
 
 @router.post("/credentials/{credential_id}/revoke", response_class=HTMLResponse)
 def credential_revoke(
-    request: Request, db: DbSession, principal: ManageCredentials, credential_id: int,
+    request: Request,
+    db: DbSession,
+    principal: ManageCredentials,
+    credential_id: int,
     form: FormDict,
 ) -> Response:
     try:

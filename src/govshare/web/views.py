@@ -92,10 +92,10 @@ def login_submit(
         if outcome.user and outcome.user.must_change_password
         else _safe_next(next)
     )
-    response = redirect(target)
-    set_session_cookie(response, outcome.token)
-    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
-    return response
+    done = redirect(target)
+    set_session_cookie(done, outcome.token)
+    done.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    return done
 
 
 @router.post("/logout")

@@ -1,0 +1,153 @@
+"""The govshare command end to end, as a subprocess on a database of its own."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from govshare.audit import service as audit_service
+from govshare.audit.models import AuditEntry
+from govshare.db import make_engine
+from govshare.orgs.models import ContactFiling, Department, User
+from govshare.rules.models import CalendarYear
+
+
+def run(
+    url: str, tmp_path: Path, *args: str, stdin: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {
+        "GOVSHARE_DATABASE_URL": url,
+        "GOVSHARE_VAR_DIR": str(tmp_path / "var"),
+        "COLUMNS": "200",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "govshare.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=120,
+    )
+    if check and proc.returncode != 0:
+        pytest.fail(f"govshare {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def test_demo_is_complete_and_idempotent(fresh_db_url: str, tmp_path: Path) -> None:
+    out = run(fresh_db_url, tmp_path, "demo", "--no-serve").stdout
+    assert "演示数据已载入" in out
+    for username in ("authority", "officer", "reviewer", "head", "operator", "citizen"):
+        assert username in out
+    assert "gsk_" in out  # the demo credential is shown once
+    again = run(fresh_db_url, tmp_path, "demo", "--no-serve").stdout
+    assert "演示数据已存在" in again
+    assert "gsk_" not in again
+    engine = make_engine(fresh_db_url)
+    with Session(engine) as s:
+        depts = list(s.scalars(select(Department)))
+        assert len(depts) == 13
+        assert {d.jurisdiction.level for d in depts} == {"city", "county"}
+        for d in depts:  # every department has its contacts on file
+            assert (
+                s.scalar(
+                    select(func.count(ContactFiling.id)).where(ContactFiling.department_id == d.id)
+                )
+                == 3
+            )
+        roles = set(s.scalars(select(User.role)))
+        assert roles == {
+            "authority",
+            "dept_officer",
+            "dept_reviewer",
+            "dept_head",
+            "operator",
+            "public",
+        }
+        assert s.scalar(select(func.count(CalendarYear.year))) >= 20
+        assert audit_service.verify(s).ok
+        assert s.scalar(select(func.count(AuditEntry.seq))) > 50
+    engine.dispose()
+
+
+def test_users_create_and_list(fresh_db_url: str, tmp_path: Path) -> None:
+    run(fresh_db_url, tmp_path, "db", "upgrade")
+    weak = run(
+        fresh_db_url,
+        tmp_path,
+        "users",
+        "create",
+        "--username",
+        "citizen1",
+        "--name",
+        "公众甲",
+        "--role",
+        "public",
+        "--password",
+        "weak",
+        check=False,
+    )
+    assert weak.returncode == 1
+    assert "密码至少" in weak.stderr
+    ok = run(
+        fresh_db_url,
+        tmp_path,
+        "users",
+        "create",
+        "--username",
+        "citizen1",
+        "--name",
+        "公众甲",
+        "--role",
+        "public",
+        "--password",
+        "Citizen-Passw0rd",
+    )
+    assert "已创建用户 citizen1" in ok.stdout
+    bad_role = run(
+        fresh_db_url,
+        tmp_path,
+        "users",
+        "create",
+        "--username",
+        "x",
+        "--name",
+        "某某",
+        "--role",
+        "boss",
+        "--password",
+        "Citizen-Passw0rd",
+        check=False,
+    )
+    assert bad_role.returncode == 1
+    assert "角色 boss 无效" in bad_role.stderr
+    listing = run(fresh_db_url, tmp_path, "users", "list").stdout
+    assert "citizen1" in listing
+    assert "公众用户" in listing
+    engine = make_engine(fresh_db_url)
+    with Session(engine) as s:
+        user = s.scalar(select(User).where(User.username == "citizen1"))
+        assert user is not None
+        assert user.password_hash.startswith("$argon2id$")
+        assert "Citizen-Passw0rd" not in user.password_hash
+    engine.dispose()
+
+
+def test_serve_refuses_an_unmigrated_database(fresh_db_url: str, tmp_path: Path) -> None:
+    proc = run(fresh_db_url, tmp_path, "serve", "--port", "1", check=False)
+    assert proc.returncode == 1
+    assert "govshare db upgrade" in proc.stderr
+
+
+def test_db_upgrade_reports_and_is_repeatable(fresh_db_url: str, tmp_path: Path) -> None:
+    first = run(fresh_db_url, tmp_path, "db", "upgrade").stdout
+    assert "已载入工作日历：2004–2026 年" in first
+    second = run(fresh_db_url, tmp_path, "db", "upgrade").stdout
+    assert "数据库已是最新结构" in second
+    assert "已载入工作日历" not in second
+    assert run(fresh_db_url, tmp_path, "db", "current").stdout.strip() == "0001"
