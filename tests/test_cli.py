@@ -151,3 +151,43 @@ def test_db_upgrade_reports_and_is_repeatable(fresh_db_url: str, tmp_path: Path)
     assert "数据库已是最新结构" in second
     assert "已载入工作日历" not in second
     assert run(fresh_db_url, tmp_path, "db", "current").stdout.strip() == "0001"
+
+
+def test_setup_on_an_empty_database_only(fresh_db_url: str, tmp_path: Path) -> None:
+    from govshare.orgs.codes import credit_code
+
+    args = [
+        "setup",
+        "--jurisdiction-code",
+        "411300",
+        "--jurisdiction-name",
+        "某市",
+        "--level",
+        "city",
+        "--rulebook",
+        "nanyang-2021",
+        "--department-name",
+        "某市数据局",
+        "--credit-code",
+        credit_code("411300", 1),
+        "--admin-username",
+        "admin",
+        "--admin-name",
+        "管理员",
+        "--password",
+        "Admin-Passw0rd!",
+    ]
+    out = run(fresh_db_url, tmp_path, *args).stdout
+    assert "已设置 某市（411300）" in out
+    again = run(fresh_db_url, tmp_path, *args, check=False)
+    assert again.returncode == 1
+    assert "已经设置过" in again.stderr
+    engine = make_engine(fresh_db_url)
+    with Session(engine) as s:
+        admin = s.scalar(select(User).where(User.username == "admin"))
+        assert admin is not None
+        assert admin.role == "authority"
+        assert admin.department is not None
+        assert admin.department.is_data_authority
+        assert admin.department.jurisdiction.rulebook == "nanyang-2021"
+    engine.dispose()

@@ -130,6 +130,82 @@ def demo(
         serve(host=host, port=port, workers=1)
 
 
+@app.command()
+def setup(
+    jurisdiction_code: Annotated[str, typer.Option(help="本级行政区划代码，如 411300")],
+    jurisdiction_name: Annotated[str, typer.Option(help="本级行政区名称，如 南阳市")],
+    level: Annotated[str, typer.Option(help="层级：province / city / county / township")],
+    department_name: Annotated[str, typer.Option(help="本级数据主管部门全称")],
+    credit_code: Annotated[str, typer.Option(help="数据主管部门的统一社会信用代码")],
+    admin_username: Annotated[str, typer.Option(help="首个管理员的用户名")],
+    admin_name: Annotated[str, typer.Option(help="首个管理员的姓名")],
+    rulebook: Annotated[str | None, typer.Option(help="本级使用的共享规则")] = None,
+    password: Annotated[
+        str | None,
+        typer.Option(help="管理员初始密码；不给则交互输入", envvar="GOVSHARE_NEW_PASSWORD"),
+    ] = None,
+) -> None:
+    """新部署的首次设置：本级行政区、数据主管部门和首个管理员（仅在空库上可用）。"""
+    from govshare.db import unit_of_work
+    from govshare.errors import DomainError
+    from govshare.orgs import repository as orgs_repo
+    from govshare.orgs import schemas
+    from govshare.orgs import service as orgs_service
+    from govshare.orgs.models import Level
+    from govshare.permissions import Role
+    from govshare.principal import Principal
+
+    upgrade_database()
+    if password is None:
+        password = getpass.getpass("管理员初始密码：")
+    actor = Principal.platform("govshare setup")
+    try:
+        level_enum = Level(level)
+    except ValueError:
+        raise _fail(f"层级 {level} 无效，可选：{', '.join(lv.value for lv in Level)}") from None
+    try:
+        with unit_of_work() as session:
+            if orgs_repo.list_jurisdictions(session):
+                raise _fail("已经设置过：数据库中已有行政区。请登录网页或使用 users create")
+            orgs_service.create_jurisdiction(
+                session,
+                actor,
+                schemas.JurisdictionIn(
+                    code=jurisdiction_code,
+                    name=jurisdiction_name,
+                    level=level_enum,
+                    rulebook=rulebook,
+                ),
+            )
+            dept = orgs_service.create_department(
+                session,
+                actor,
+                schemas.DepartmentIn(
+                    name=department_name,
+                    credit_code=credit_code,
+                    jurisdiction_code=jurisdiction_code,
+                    is_data_authority=True,
+                ),
+            )
+            orgs_service.create_user(
+                session,
+                actor,
+                schemas.UserIn(
+                    username=admin_username,
+                    display_name=admin_name,
+                    password=password,
+                    role=Role.AUTHORITY,
+                    department_id=dept.id,
+                ),
+            )
+    except DomainError as exc:
+        raise _fail(exc.message) from None
+    console.print(
+        f"已设置 {jurisdiction_name}（{jurisdiction_code}）、{department_name} 和管理员 "
+        f"{admin_username}。运行 govshare serve 后登录，首次登录须修改密码。"
+    )
+
+
 @users_app.command("create")
 def users_create(
     username: Annotated[str, typer.Option(help="用户名")],
