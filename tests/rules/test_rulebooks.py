@@ -444,3 +444,13 @@ def _at(raw: dict[str, Any], path: tuple[str, ...]) -> Any:
             return None
         node = node[key]
     return node
+
+
+def test_a_local_citation_replaces_the_inherited_one_whole() -> None:
+    """A seed's citation must not pick up the national default's note by merging."""
+    registry = load_dir()
+    national = registry.get("national").share_types.unconditional.cite
+    nanyang = registry.get("nanyang-2021").share_types.unconditional.cite
+    assert national.note
+    assert (nanyang.origin, nanyang.seed, nanyang.article) == ("seed", "003", "第三十六条")
+    assert nanyang.note != national.note

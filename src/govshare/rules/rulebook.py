@@ -211,11 +211,17 @@ class Rulebook(_Strict):
 OWN_KEYS = ("name", "title", "issuer", "source")
 
 
+#: mappings that are replaced whole, never merged: a citation belongs to the value beside it
+REPLACED_WHOLE = frozenset({"cite"})
+
+
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Dicts merge key by key; lists and scalars in ``override`` replace."""
+    """Dicts merge key by key; lists, scalars and citations in ``override`` replace."""
     out = dict(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
+        if key in REPLACED_WHOLE:
+            out[key] = value
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = deep_merge(out[key], value)
         else:
             out[key] = value

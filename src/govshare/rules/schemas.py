@@ -87,7 +87,7 @@ class CalendarYearOut(_Out):
 
 
 class CalendarDayOut(BaseModel):
-    date: date
+    day: date
     weekday: int = Field(description="1 = 周一 … 7 = 周日")
     kind: DayKind
     kind_label: str
@@ -105,7 +105,9 @@ class CalendarDaysOut(BaseModel):
 
 
 class DayIn(_In):
-    kind: DayKind = Field(description="workday / weekend / holiday / adjusted_workday（或中文名称）")
+    kind: DayKind = Field(
+        description="workday / weekend / holiday / adjusted_workday（或中文名称）"
+    )
     name: str = Field(default="", max_length=64)
     scope: str = Field(default="", pattern=SCOPE_PATTERN, description="行政区划代码；空为全国")
 

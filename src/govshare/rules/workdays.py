@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from govshare.rules.models import CalendarDay, CalendarYear
+from govshare.rules.models import CalendarDay, CalendarYear, DayKind
 
 MAX_SCAN_DAYS = 3 * 366
 
@@ -26,6 +26,16 @@ class DayInfo:
     kind: str
     name: str
     known: bool  # False: the year is not on file and the weekday rule was used
+    #: where the day comes from: "" the national calendar (or the weekday rule), else the
+    #: division code of the jurisdiction whose local override applies
+    scope: str = ""
+
+    @property
+    def kind_label(self) -> str:
+        try:
+            return DayKind(self.kind).label
+        except ValueError:
+            return self.kind
 
 
 @dataclass(frozen=True)
@@ -95,7 +105,10 @@ class WorkdayCalendar:
         for scope, day, is_workday, kind, name in rows:
             r = rank[scope]
             if day not in best or r < best[day][0]:
-                best[day] = (r, DayInfo(day, is_workday, kind, name, known or scope != ""))
+                best[day] = (
+                    r,
+                    DayInfo(day, is_workday, kind, name, known or scope != "", scope),
+                )
         self._years[year] = {d: v for d, (_, v) in best.items()}
         self._known[year] = known
         return self._years[year]
@@ -106,6 +119,14 @@ class WorkdayCalendar:
             return days[day]
         workday = weekday_rule(day)
         return DayInfo(day, workday, "workday" if workday else "weekend", "", self._known[day.year])
+
+    def days_of_year(self, year: int) -> list[DayInfo]:
+        """Every day of ``year`` as seen from this calendar's jurisdiction."""
+        out, d = [], date(year, 1, 1)
+        while d.year == year:
+            out.append(self.info(d))
+            d += timedelta(days=1)
+        return out
 
     def is_known_year(self, year: int) -> bool:
         self._load(year)

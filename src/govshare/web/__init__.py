@@ -149,6 +149,10 @@ FIELD_LABELS: dict[str, str] = {
     "day": "日期",
     "kind": "类型",
     "received": "收到日期",
+    "scope": "范围",
+    "jurisdiction": "行政区",
+    "file": "文件",
+    "year": "年度",
 }
 
 M = TypeVar("M", bound=BaseModel)
