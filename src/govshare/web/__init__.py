@@ -64,6 +64,8 @@ class NavItem:
     href: str
     perm: Perm
     section: str
+    #: not shown to a principal who has this permission (a fuller item covers it)
+    hide_if: Perm | None = None
 
 
 NAV: list[NavItem] = [
@@ -75,11 +77,16 @@ NAV: list[NavItem] = [
     NavItem("共享规则", "/rules/rulebooks", Perm.RULEBOOK_READ, "rulebooks"),
     NavItem("工作日历", "/rules/calendar", Perm.CALENDAR_READ, "calendar"),
     NavItem("审计日志", "/audit", Perm.AUDIT_READ, "audit"),
+    NavItem("日志校验", "/audit/verify", Perm.AUDIT_VERIFY, "audit", hide_if=Perm.AUDIT_READ),
 ]
 
 
 def nav_for(principal: Principal) -> list[NavItem]:
-    return [item for item in NAV if principal.can(item.perm)]
+    return [
+        item
+        for item in NAV
+        if principal.can(item.perm) and not (item.hide_if and principal.can(item.hide_if))
+    ]
 
 
 def render(
