@@ -9,6 +9,8 @@ savepoint releases).
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -260,6 +262,28 @@ def login(client: TestClient, username: str, password: str = TEST_PASSWORD) -> s
     token: str = r.json()["csrf_token"]
     client.headers["X-CSRF-Token"] = token
     return token
+
+
+def run_cli(
+    *args: str,
+    url: str | None = None,
+    env: dict[str, str] | None = None,
+    stdin: str | None = None,
+    timeout: int = 300,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``govshare ARGS`` as a subprocess (the installed command, as a user would)."""
+    full_env = os.environ | {"COLUMNS": "200"} | (env or {})
+    if url:
+        full_env["GOVSHARE_DATABASE_URL"] = url
+    return subprocess.run(
+        [sys.executable, "-m", "govshare.cli", *args],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def platform() -> Principal:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,23 +14,14 @@ from govshare.audit.models import AuditEntry
 from govshare.db import make_engine
 from govshare.orgs.models import ContactFiling, Department, User
 from govshare.rules.models import CalendarYear
+from tests.conftest import run_cli
 
 
 def run(
     url: str, tmp_path: Path, *args: str, stdin: str | None = None, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {
-        "GOVSHARE_DATABASE_URL": url,
-        "GOVSHARE_VAR_DIR": str(tmp_path / "var"),
-        "COLUMNS": "200",
-    }
-    proc = subprocess.run(
-        [sys.executable, "-m", "govshare.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        input=stdin,
-        timeout=120,
+    proc = run_cli(
+        *args, url=url, env={"GOVSHARE_VAR_DIR": str(tmp_path / "var")}, stdin=stdin, timeout=120
     )
     if check and proc.returncode != 0:
         pytest.fail(f"govshare {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")

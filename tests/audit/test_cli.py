@@ -4,9 +4,7 @@ parallel verifier agreeing with the single walk."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -20,19 +18,11 @@ from govshare.audit import service
 from govshare.audit.models import AuditEntry
 from govshare.db import make_engine, utcnow
 from tests.audit.conftest import clock
-from tests.conftest import platform
+from tests.conftest import platform, run_cli
 
 
 def govshare(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {"GOVSHARE_DATABASE_URL": url, "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "govshare.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return run_cli(*args, url=url)
 
 
 @pytest.fixture

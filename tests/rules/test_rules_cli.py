@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 from sqlalchemy import select
@@ -13,6 +11,7 @@ from sqlalchemy.orm import Session
 from govshare.audit.models import AuditEntry
 from govshare.db import make_engine
 from govshare.orgs.models import Jurisdiction
+from tests.conftest import run_cli
 
 ALL_BOOKS = (
     "national",
@@ -25,17 +24,7 @@ ALL_BOOKS = (
 
 
 def run(*args: str, url: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, COLUMNS="200")
-    if url:
-        env["GOVSHARE_DATABASE_URL"] = url
-    return subprocess.run(
-        [sys.executable, "-m", "govshare.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    return run_cli(*args, url=url)
 
 
 def ok(*args: str, url: str | None = None) -> list[str]:
