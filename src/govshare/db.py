@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import JSON, DateTime, Engine, MetaData, TypeDecorator, create_engine, event
 from sqlalchemy.engine import Dialect
@@ -56,8 +57,17 @@ class Base(DeclarativeBase):
     }
 
 
+#: the official time zone of every date a user sees or a deadline counts
+LOCAL_TZ = ZoneInfo("Asia/Shanghai")
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def china_today() -> date:
+    """Today's date in China (deadlines and "received on" days are Beijing-time days)."""
+    return datetime.now(LOCAL_TZ).date()
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

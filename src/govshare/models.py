@@ -1,8 +1,9 @@
 """Import every domain's models so that ``Base.metadata`` is complete (Alembic, tests)."""
 
 from govshare.audit import models as audit_models
+from govshare.catalog import models as catalog_models
 from govshare.db import Base
 from govshare.orgs import models as orgs_models
 from govshare.rules import models as rules_models
 
-__all__ = ["Base", "audit_models", "orgs_models", "rules_models"]
+__all__ = ["Base", "audit_models", "catalog_models", "orgs_models", "rules_models"]

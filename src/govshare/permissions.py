@@ -53,6 +53,15 @@ class Perm(StrEnum):
     RULEBOOK_ASSIGN = "rules:rulebook:assign"
     CALENDAR_READ = "rules:calendar:read"
     CALENDAR_MANAGE = "rules:calendar:manage"
+    CATALOG_READ = "catalog:entry:read"
+    CATALOG_EDIT = "catalog:entry:edit"
+    CATALOG_REVIEW = "catalog:entry:review"
+    CATALOG_WITHDRAW = "catalog:entry:withdraw"
+    CATALOG_EXPORT = "catalog:entry:export"
+    CATALOG_CHANGE_RECORD = "catalog:change:record"
+    DEMAND_FILE = "catalog:demand:file"
+    DEMAND_MATCH = "catalog:demand:match"
+    CATALOG_LISTS = "catalog:list:read"
     AUDIT_READ = "audit:log:read"
     AUDIT_VERIFY = "audit:log:verify"
     AUDIT_PURGE = "audit:log:purge"
@@ -66,13 +75,29 @@ _STAFF_BASE = {
     Perm.CONTACT_READ,
     Perm.RULEBOOK_READ,
     Perm.CALENDAR_READ,
+    Perm.CATALOG_READ,
+    Perm.CATALOG_EXPORT,
+    Perm.CATALOG_LISTS,
 }
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
     Role.AUTHORITY: frozenset(Perm),
-    Role.DEPT_OFFICER: frozenset(_STAFF_BASE | {Perm.CONTACT_FILE_OWN}),
+    Role.DEPT_OFFICER: frozenset(
+        _STAFF_BASE
+        | {Perm.CONTACT_FILE_OWN, Perm.CATALOG_EDIT, Perm.CATALOG_CHANGE_RECORD, Perm.DEMAND_FILE}
+    ),
     Role.DEPT_REVIEWER: frozenset(_STAFF_BASE),
-    Role.DEPT_HEAD: frozenset(_STAFF_BASE | {Perm.CONTACT_FILE_OWN, Perm.CREDENTIAL_READ}),
+    Role.DEPT_HEAD: frozenset(
+        _STAFF_BASE
+        | {
+            Perm.CONTACT_FILE_OWN,
+            Perm.CREDENTIAL_READ,
+            Perm.CATALOG_EDIT,
+            Perm.CATALOG_WITHDRAW,
+            Perm.CATALOG_CHANGE_RECORD,
+            Perm.DEMAND_FILE,
+        }
+    ),
     Role.OPERATOR: frozenset(
         _STAFF_BASE | {Perm.USER_READ, Perm.CREDENTIAL_READ, Perm.AUDIT_VERIFY}
     ),

@@ -150,9 +150,8 @@ def tail(
     """显示最近的审计日志。"""
     from govshare.audit import repository as repo
     from govshare.audit.views import action_label, role_label
-    from govshare.db import unit_of_work
+    from govshare.db import LOCAL_TZ, unit_of_work
     from govshare.principal import Principal
-    from govshare.web import LOCAL_TZ
 
     with unit_of_work() as session:
         entries = repo.latest_entries(session, Principal.platform("govshare audit tail"), lines)

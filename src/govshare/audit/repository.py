@@ -11,8 +11,8 @@ from sqlalchemy import ColumnElement, Select, false, func, select, true
 from sqlalchemy.orm import Session
 
 from govshare.audit.models import AuditCheckpoint, AuditEntry
-from govshare.audit.service import LOCAL_TZ, local_midnight
-from govshare.db import utcnow
+from govshare.audit.service import local_midnight
+from govshare.db import LOCAL_TZ, utcnow
 from govshare.permissions import Perm
 from govshare.principal import Principal
 

@@ -23,14 +23,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from cryptography.hazmat.primitives import hashes
 from sqlalchemy import Engine, delete, event, func, insert, select, update
 from sqlalchemy.orm import Session, SessionTransaction
 
 from govshare.audit.models import AuditCheckpoint, AuditEntry, AuditHead
-from govshare.db import utcnow
+from govshare.db import LOCAL_TZ, utcnow
 from govshare.errors import PermissionDenied, ValidationFailed
 from govshare.permissions import Perm
 from govshare.principal import Principal
@@ -38,7 +37,6 @@ from govshare.principal import Principal
 GENESIS_HASH = "0" * 64
 #: seed 003 (南阳市) art. 33: logs are kept at least 6 months; rulebooks may ask for more
 MIN_RETENTION_MONTHS = 6
-LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 _PENDING = "audit_pending"
 _MARKS = "audit_savepoint_marks"
 

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from govshare.audit import repository as repo
 from govshare.audit import schemas, service
 from govshare.audit.models import AuditEntry
+from govshare.db import LOCAL_TZ
 from govshare.deps import DbSession, require
 from govshare.errors import DomainError, ValidationFailed
 from govshare.orgs import repository as orgs_repo
@@ -318,7 +319,7 @@ def export_csv(request: Request, db: DbSession, principal: Reader) -> Response:
             _csv_cell(v)
             for v in (
                 e.seq,
-                e.occurred_at.astimezone(service.LOCAL_TZ).strftime("%Y-%m-%d %H:%M:%S"),
+                e.occurred_at.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M:%S"),
                 e.actor_name,
                 role_label(e.role),
                 departments.get(e.department_id, "") if e.department_id else "",

@@ -8,13 +8,13 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 from urllib.parse import quote, unquote
-from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ValidationError
 
+from govshare.db import LOCAL_TZ
 from govshare.errors import ValidationFailed
 from govshare.permissions import ROLE_LABELS, Perm, Role
 from govshare.principal import Principal
@@ -29,7 +29,6 @@ TEMPLATE_DIRS = [
 ]
 STATIC_DIR = PACKAGE / "web" / "static"
 FLASH_COOKIE = "govshare_flash"
-LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 
 templates = Jinja2Templates(directory=[str(d) for d in TEMPLATE_DIRS])
 
