@@ -148,7 +148,8 @@ def test_submit_review_publish_with_working_day_deadline(db: Session, world: Cat
     v = catalog.create_entry(db, world.officer, version_in())
     catalog.submit(db, world.officer, v)
     assert v.state == VersionState.SUBMITTED
-    assert v.review_due is not None and v.review_due > v.submitted_at.date()  # type: ignore[union-attr]
+    assert v.review_due is not None
+    assert v.review_due > v.submitted_at.date()
     assert [x.id for x in catalog.review_queue(db, world.authority)] == [v.id]
     # the department cannot approve its own entry; another county's authority cannot either
     with pytest.raises(PermissionDenied):
@@ -168,10 +169,12 @@ def test_submit_review_publish_with_working_day_deadline(db: Session, world: Cat
     assert entry.current_version_id == v.id
     assert v.publish_date is not None
     row = db.get(CatalogSearch, entry.id)
-    assert row is not None and "户籍人口基本信息" in row.name
+    assert row is not None
+    assert "户籍人口基本信息" in row.name
     # a county's approved catalog is reported to its city (seed 003 art. 23)
     report = db.scalar(select(CatalogReport).where(CatalogReport.version_id == v.id))
-    assert report is not None and report.to_jurisdiction_id == world.city.id
+    assert report is not None
+    assert report.to_jurisdiction_id == world.city.id
     assert {
         "catalog:entry:create",
         "catalog:version:submit",

@@ -484,7 +484,7 @@ def transition(
             "code": entry.code,
             "number": version.number,
             "name": version.name,
-            "from": None,
+            "from": source_state,
             "to": move.target.value,
             "comment": comment,
         },
