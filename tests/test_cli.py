@@ -6,9 +6,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from govshare import migrate
 from govshare.audit import service as audit_service
 from govshare.audit.models import AuditEntry
 from govshare.db import make_engine
@@ -139,7 +141,8 @@ def test_db_upgrade_reports_and_is_repeatable(fresh_db_url: str, tmp_path: Path)
     second = run(fresh_db_url, tmp_path, "db", "upgrade").stdout
     assert "数据库已是最新结构" in second
     assert "已载入工作日历" not in second
-    assert run(fresh_db_url, tmp_path, "db", "current").stdout.strip() == "0001"
+    head = ScriptDirectory.from_config(migrate.alembic_config(fresh_db_url)).get_current_head()
+    assert run(fresh_db_url, tmp_path, "db", "current").stdout.strip() == head
 
 
 def test_setup_on_an_empty_database_only(fresh_db_url: str, tmp_path: Path) -> None:

@@ -113,7 +113,10 @@ def demo(
     upgrade_database()
     with unit_of_work() as session:
         result = demo_data.load(session)
-    console.print("演示数据已载入。" if result.created else "演示数据已存在，未重复载入。")
+    if result.created:
+        console.print(f"演示数据已载入：数据目录已发布 {result.catalog_published} 个资源。")
+    else:
+        console.print("演示数据已存在，未重复载入。")
     table = Table(title="演示账号（密码均相同）")
     for col in ("用户名", "角色", "部门"):
         table.add_column(col)

@@ -29,6 +29,10 @@ OPENAPI_TAGS = [
     {"name": "orgs", "description": "行政区划、部门、联系人备案、用户、应用凭证"},
     {"name": "rules", "description": "共享规则与工作日历"},
     {"name": "audit", "description": "审计日志"},
+    {
+        "name": "catalog",
+        "description": "政务数据目录：编制、审核、发布、版本、检索、清单、导入导出",
+    },
 ]
 
 
@@ -128,15 +132,23 @@ def create_app() -> FastAPI:
 
     from govshare.audit import api as audit_api
     from govshare.audit import views as audit_views
+    from govshare.catalog import api as catalog_api
+    from govshare.catalog import views as catalog_views
     from govshare.orgs import api as orgs_api
     from govshare.orgs import views as orgs_views
     from govshare.rules import api as rules_api
     from govshare.rules import views as rules_views
     from govshare.web import views as web_views
 
-    for router in (orgs_api.router, rules_api.router, audit_api.router):
+    for router in (orgs_api.router, rules_api.router, audit_api.router, catalog_api.router):
         app.include_router(router, prefix="/api/v1")
-    for router in (web_views.router, orgs_views.router, rules_views.router, audit_views.router):
+    for router in (
+        web_views.router,
+        orgs_views.router,
+        rules_views.router,
+        audit_views.router,
+        catalog_views.router,
+    ):
         app.include_router(router, include_in_schema=False)
 
     @app.get("/docs", include_in_schema=False)

@@ -1,51 +1,56 @@
-"""The navigation shows each role only what it may use."""
+"""The navigation shows each role only what it may use, grouped into menus."""
 
 from __future__ import annotations
 
 from govshare.permissions import Role, permissions_for
 from govshare.principal import Principal
-from govshare.web import nav_for
+from govshare.web import nav_for, nav_groups
+
+
+def principal(role: Role) -> Principal:
+    return Principal(kind="user", id=1, name="x", role=role, permissions=permissions_for(role))
 
 
 def labels(role: Role) -> list[str]:
-    p = Principal(kind="user", id=1, name="x", role=role, permissions=permissions_for(role))
-    return [item.label for item in nav_for(p)]
+    return [item.label for item in nav_for(principal(role))]
+
+
+ORGS = ["行政区划", "部门与联系人"]
+RULES = ["共享规则", "工作日历"]
 
 
 def test_navigation_per_role() -> None:
     assert labels(Role.AUTHORITY) == [
         "工作台",
-        "行政区划",
-        "部门与联系人",
+        "目录检索",
+        "本部门目录",
+        "目录审核",
+        *ORGS,
         "用户与角色",
         "应用凭证",
-        "共享规则",
-        "工作日历",
+        *RULES,
         "审计日志",
     ]
     assert labels(Role.OPERATOR) == [
         "工作台",
-        "行政区划",
-        "部门与联系人",
+        "目录检索",
+        *ORGS,
         "用户与角色",
         "应用凭证",
-        "共享规则",
-        "工作日历",
+        *RULES,
         "日志校验",
     ]
-    assert labels(Role.DEPT_OFFICER) == [
-        "工作台",
-        "行政区划",
-        "部门与联系人",
-        "共享规则",
-        "工作日历",
-    ]
-    assert labels(Role.DEPT_HEAD) == [
-        "工作台",
-        "行政区划",
-        "部门与联系人",
-        "应用凭证",
-        "共享规则",
-        "工作日历",
-    ]
+    assert labels(Role.DEPT_OFFICER) == ["工作台", "目录检索", "本部门目录", *ORGS, *RULES]
+    assert labels(Role.DEPT_REVIEWER) == ["工作台", "目录检索", *ORGS, *RULES]
+    assert labels(Role.DEPT_HEAD) == ["工作台", "目录检索", "本部门目录", *ORGS, "应用凭证", *RULES]
     assert labels(Role.PUBLIC) == ["工作台"]
+
+
+def test_items_are_grouped_into_menus() -> None:
+    groups = nav_groups(principal(Role.DEPT_OFFICER))
+    assert [(g.label, [i.label for i in g.items]) for g in groups] == [
+        ("", ["工作台"]),
+        ("数据目录", ["目录检索", "本部门目录"]),
+        ("组织机构", ORGS),
+        ("规则与日历", RULES),
+    ]

@@ -26,6 +26,7 @@ TEMPLATE_DIRS = [
     PACKAGE / "orgs" / "templates",
     PACKAGE / "rules" / "templates",
     PACKAGE / "audit" / "templates",
+    PACKAGE / "catalog" / "templates",
 ]
 STATIC_DIR = PACKAGE / "web" / "static"
 FLASH_COOKIE = "govshare_flash"
@@ -63,18 +64,23 @@ class NavItem:
     href: str
     perm: Perm
     section: str
+    #: the menu it sits in ("" for a top-level link)
+    group: str = ""
     #: not shown to a principal who has this permission (a fuller item covers it)
     hide_if: Perm | None = None
 
 
 NAV: list[NavItem] = [
     NavItem("工作台", "/", Perm.SELF_READ, "home"),
-    NavItem("行政区划", "/orgs/jurisdictions", Perm.JURISDICTION_READ, "jurisdictions"),
-    NavItem("部门与联系人", "/orgs/departments", Perm.DEPARTMENT_READ, "departments"),
-    NavItem("用户与角色", "/orgs/users", Perm.USER_READ, "users"),
-    NavItem("应用凭证", "/orgs/credentials", Perm.CREDENTIAL_READ, "credentials"),
-    NavItem("共享规则", "/rules/rulebooks", Perm.RULEBOOK_READ, "rulebooks"),
-    NavItem("工作日历", "/rules/calendar", Perm.CALENDAR_READ, "calendar"),
+    NavItem("目录检索", "/catalog", Perm.CATALOG_READ, "catalog", "数据目录"),
+    NavItem("本部门目录", "/catalog/work", Perm.CATALOG_EDIT, "catalog_work", "数据目录"),
+    NavItem("目录审核", "/catalog/review", Perm.CATALOG_REVIEW, "catalog_review", "数据目录"),
+    NavItem("行政区划", "/orgs/jurisdictions", Perm.JURISDICTION_READ, "jurisdictions", "组织机构"),
+    NavItem("部门与联系人", "/orgs/departments", Perm.DEPARTMENT_READ, "departments", "组织机构"),
+    NavItem("用户与角色", "/orgs/users", Perm.USER_READ, "users", "组织机构"),
+    NavItem("应用凭证", "/orgs/credentials", Perm.CREDENTIAL_READ, "credentials", "组织机构"),
+    NavItem("共享规则", "/rules/rulebooks", Perm.RULEBOOK_READ, "rulebooks", "规则与日历"),
+    NavItem("工作日历", "/rules/calendar", Perm.CALENDAR_READ, "calendar", "规则与日历"),
     NavItem("审计日志", "/audit", Perm.AUDIT_READ, "audit"),
     NavItem("日志校验", "/audit/verify", Perm.AUDIT_VERIFY, "audit", hide_if=Perm.AUDIT_READ),
 ]
@@ -86,6 +92,29 @@ def nav_for(principal: Principal) -> list[NavItem]:
         for item in NAV
         if principal.can(item.perm) and not (item.hide_if and principal.can(item.hide_if))
     ]
+
+
+@dataclass(frozen=True)
+class NavGroup:
+    label: str
+    items: list[NavItem]
+
+    @property
+    def sections(self) -> set[str]:
+        return {i.section for i in self.items}
+
+
+def nav_groups(principal: Principal) -> list[NavGroup]:
+    """The visible items, grouped into menus in the order they first appear."""
+    groups: list[NavGroup] = []
+    for item in nav_for(principal):
+        if item.group and groups and groups[-1].label == item.group:
+            groups[-1].items.append(item)
+        elif item.group:
+            groups.append(NavGroup(item.group, [item]))
+        else:
+            groups.append(NavGroup("", [item]))
+    return groups
 
 
 def render(
@@ -101,7 +130,7 @@ def render(
     flash = request.cookies.get(FLASH_COOKIE)
     ctx: dict[str, Any] = {
         "principal": principal,
-        "nav": nav_for(principal) if principal.kind == "user" else [],
+        "nav": nav_groups(principal) if principal.kind == "user" else [],
         "section": section,
         "csrf_token": csrf_token_for(session_token) if session_token else "",
         "flash": unquote(flash) if flash else "",
@@ -210,3 +239,16 @@ async def _form_data(request: Request) -> dict[str, str]:
 
 
 FormDict = Annotated[dict[str, str], Depends(_form_data)]
+
+
+async def _form_multi(request: Request) -> dict[str, list[str]]:
+    form = await request.form()
+    out: dict[str, list[str]] = {}
+    for k, v in form.multi_items():
+        if isinstance(v, str):
+            out.setdefault(k, []).append(v)
+    return out
+
+
+#: every value of every field (checkbox groups, repeated rows)
+FormMulti = Annotated[dict[str, list[str]], Depends(_form_multi)]
