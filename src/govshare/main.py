@@ -133,6 +133,7 @@ def create_app() -> FastAPI:
     from govshare.audit import api as audit_api
     from govshare.audit import views as audit_views
     from govshare.catalog import api as catalog_api
+    from govshare.catalog import lists_routes as catalog_lists
     from govshare.catalog import views as catalog_views
     from govshare.orgs import api as orgs_api
     from govshare.orgs import views as orgs_views
@@ -140,7 +141,13 @@ def create_app() -> FastAPI:
     from govshare.rules import views as rules_views
     from govshare.web import views as web_views
 
-    for router in (orgs_api.router, rules_api.router, audit_api.router, catalog_api.router):
+    for router in (
+        orgs_api.router,
+        rules_api.router,
+        audit_api.router,
+        catalog_api.router,
+        catalog_lists.api_router,
+    ):
         app.include_router(router, prefix="/api/v1")
     for router in (
         web_views.router,
@@ -148,6 +155,7 @@ def create_app() -> FastAPI:
         rules_views.router,
         audit_views.router,
         catalog_views.router,
+        catalog_lists.page_router,
     ):
         app.include_router(router, include_in_schema=False)
 

@@ -15,6 +15,7 @@ def labels(role: Role) -> list[str]:
     return [item.label for item in nav_for(principal(role))]
 
 
+LISTS = ["目录变更", "需求清单", "供需对接清单", "责任清单"]
 ORGS = ["行政区划", "部门与联系人"]
 RULES = ["共享规则", "工作日历"]
 
@@ -25,6 +26,7 @@ def test_navigation_per_role() -> None:
         "目录检索",
         "本部门目录",
         "目录审核",
+        *LISTS,
         *ORGS,
         "用户与角色",
         "应用凭证",
@@ -34,15 +36,24 @@ def test_navigation_per_role() -> None:
     assert labels(Role.OPERATOR) == [
         "工作台",
         "目录检索",
+        *LISTS,
         *ORGS,
         "用户与角色",
         "应用凭证",
         *RULES,
         "日志校验",
     ]
-    assert labels(Role.DEPT_OFFICER) == ["工作台", "目录检索", "本部门目录", *ORGS, *RULES]
-    assert labels(Role.DEPT_REVIEWER) == ["工作台", "目录检索", *ORGS, *RULES]
-    assert labels(Role.DEPT_HEAD) == ["工作台", "目录检索", "本部门目录", *ORGS, "应用凭证", *RULES]
+    assert labels(Role.DEPT_OFFICER) == ["工作台", "目录检索", "本部门目录", *LISTS, *ORGS, *RULES]
+    assert labels(Role.DEPT_REVIEWER) == ["工作台", "目录检索", *LISTS, *ORGS, *RULES]
+    assert labels(Role.DEPT_HEAD) == [
+        "工作台",
+        "目录检索",
+        "本部门目录",
+        *LISTS,
+        *ORGS,
+        "应用凭证",
+        *RULES,
+    ]
     assert labels(Role.PUBLIC) == ["工作台"]
 
 
@@ -50,7 +61,7 @@ def test_items_are_grouped_into_menus() -> None:
     groups = nav_groups(principal(Role.DEPT_OFFICER))
     assert [(g.label, [i.label for i in g.items]) for g in groups] == [
         ("", ["工作台"]),
-        ("数据目录", ["目录检索", "本部门目录"]),
+        ("数据目录", ["目录检索", "本部门目录", *LISTS]),
         ("组织机构", ORGS),
         ("规则与日历", RULES),
     ]

@@ -75,6 +75,18 @@ NAV: list[NavItem] = [
     NavItem("目录检索", "/catalog", Perm.CATALOG_READ, "catalog", "数据目录"),
     NavItem("本部门目录", "/catalog/work", Perm.CATALOG_EDIT, "catalog_work", "数据目录"),
     NavItem("目录审核", "/catalog/review", Perm.CATALOG_REVIEW, "catalog_review", "数据目录"),
+    NavItem("目录变更", "/catalog/changes", Perm.CATALOG_LISTS, "catalog_changes", "数据目录"),
+    NavItem("需求清单", "/catalog/demands", Perm.CATALOG_LISTS, "catalog_demands", "数据目录"),
+    NavItem(
+        "供需对接清单",
+        "/catalog/lists/supply-demand",
+        Perm.CATALOG_LISTS,
+        "catalog_supply",
+        "数据目录",
+    ),
+    NavItem(
+        "责任清单", "/catalog/lists/responsibility", Perm.CATALOG_LISTS, "catalog_resp", "数据目录"
+    ),
     NavItem("行政区划", "/orgs/jurisdictions", Perm.JURISDICTION_READ, "jurisdictions", "组织机构"),
     NavItem("部门与联系人", "/orgs/departments", Perm.DEPARTMENT_READ, "departments", "组织机构"),
     NavItem("用户与角色", "/orgs/users", Perm.USER_READ, "users", "组织机构"),
