@@ -3,13 +3,15 @@ one changed, one withdrawn. Called by govshare.demo after the organisations exis
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from govshare.catalog import schemas, service
-from govshare.catalog.models import CatalogEntry, EntryStatus
+from govshare.catalog import lists, schemas, service
+from govshare.catalog.models import CatalogEntry, ChangeTrigger, EntryStatus
+from govshare.db import china_today
 from govshare.orgs.models import Department
 from govshare.permissions import Role, permissions_for
 from govshare.principal import Principal
@@ -883,6 +885,67 @@ def _data(spec: tuple[Any, ...]) -> schemas.EntryCreate:
             **extra,
         }
     )
+
+
+def _lists(
+    session: Session, departments: dict[str, Department], authorities: dict[int, Department]
+) -> None:
+    """Demands (one matched, one a gap) and change events (one open, one resolved)."""
+    edu = _principal(departments["city_edu"], Role.DEPT_OFFICER)
+    matched = lists.file_demand(
+        session,
+        edu,
+        "困难家庭学生资助资格核验",
+        "学生资助申请时核验家庭是否为低保或特困家庭",
+        ["公民身份号码", "保障类别"],
+        "义务教育阶段家庭经济困难学生生活补助审核",
+        "《学生资助资金管理办法》",
+        departments["city_civil"].id,
+    )
+    city_authority = _principal(
+        authorities[departments["city_data"].jurisdiction_id], Role.AUTHORITY
+    )
+    dibao = next(
+        e
+        for e in service.entries_for(session, city_authority)
+        if e.current_version and e.current_version.name == "最低生活保障对象信息"
+    )
+    lists.match_demand(
+        session,
+        city_authority,
+        matched.id,
+        [dibao.id],
+        "由市民政局最低生活保障对象信息以数据核验方式提供",
+    )
+    health = _principal(departments["city_health"], Role.DEPT_OFFICER)
+    lists.file_demand(
+        session,
+        health,
+        "新生儿预防接种建档信息",
+        "新生儿出生后建立预防接种档案所需的户籍登记结果",
+        ["新生儿户籍登记日期", "监护人联系电话"],
+        "预防接种证办理",
+        "《中华人民共和国疫苗管理法》第四十七条",
+    )
+    market = _principal(departments["city_market"], Role.DEPT_OFFICER)
+    lists.record_change(
+        session,
+        market,
+        None,
+        ChangeTrigger.LAW,
+        "《食品经营许可和备案管理办法》修订，食品经营许可信息需增加经营项目",
+        china_today(),
+    )
+    hrss = _principal(departments["city_hrss"], Role.DEPT_OFFICER)
+    event = lists.record_change(
+        session,
+        hrss,
+        None,
+        ChangeTrigger.DUTY,
+        "职业技能等级认定职能调整，由人社局统一发放证书",
+        china_today() - timedelta(days=14),
+    )
+    lists.resolve_change(session, hrss, event.id, "已核对职业资格证书信息目录，内容无需变更", [])
 
 
 def load(session: Session, departments: dict[str, Department]) -> int:
