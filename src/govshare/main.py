@@ -133,7 +133,9 @@ def create_app() -> FastAPI:
     from govshare.audit import api as audit_api
     from govshare.audit import views as audit_views
     from govshare.catalog import api as catalog_api
+    from govshare.catalog import exchange_routes as catalog_exchange
     from govshare.catalog import lists_routes as catalog_lists
+    from govshare.catalog import search_routes as catalog_search
     from govshare.catalog import views as catalog_views
     from govshare.orgs import api as orgs_api
     from govshare.orgs import views as orgs_views
@@ -147,6 +149,8 @@ def create_app() -> FastAPI:
         audit_api.router,
         catalog_api.router,
         catalog_lists.api_router,
+        catalog_exchange.api_router,
+        catalog_search.api_router,
     ):
         app.include_router(router, prefix="/api/v1")
     for router in (
@@ -156,6 +160,8 @@ def create_app() -> FastAPI:
         audit_views.router,
         catalog_views.router,
         catalog_lists.page_router,
+        catalog_exchange.page_router,
+        catalog_search.page_router,
     ):
         app.include_router(router, include_in_schema=False)
 

@@ -11,7 +11,18 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+    literal_column,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from govshare.db import Base, utcnow
@@ -312,7 +323,29 @@ class CatalogSearch(Base):
     data_grade: Mapped[str] = mapped_column(String(16))
     published_at: Mapped[datetime]
 
-    __table_args__ = (Index("ix_catalog_search_published_at", "published_at"),)
+    __table_args__ = (
+        Index("ix_catalog_search_published_at", "published_at"),
+        # lets the in-memory search replica see cheaply whether the table changed (search.py)
+        Index("ix_catalog_search_version_id", "version_id"),
+        # search in the database (PostgreSQL, large catalogs): facet counts without a keyword
+        Index(
+            "ix_catalog_search_facets",
+            "department_id",
+            "catalog_kind",
+            "share_type",
+            "open_type",
+            "resource_format",
+            "update_frequency",
+            "data_grade",
+            "jurisdiction_id",
+        ),
+        # search in the database (PostgreSQL, large catalogs): substrings by character pairs
+        Index(
+            "ix_catalog_search_grams",
+            func.govshare_grams(literal_column("text")),
+            postgresql_using="gin",
+        ).ddl_if(dialect="postgresql"),
+    )
 
 
 class ChangeTrigger(StrEnum):
