@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from govshare import migrate
 from govshare.audit import service as audit_service
 from govshare.audit.models import AuditEntry
+from govshare.catalog.models import CatalogChangeEvent, CatalogDemand, CatalogEntry
 from govshare.db import make_engine
 from govshare.orgs.models import ContactFiling, Department, User
 from govshare.rules.models import CalendarYear
@@ -61,6 +62,13 @@ def test_demo_is_complete_and_idempotent(fresh_db_url: str, tmp_path: Path) -> N
             "public",
         }
         assert s.scalar(select(func.count(CalendarYear.year))) >= 20
+        published = s.scalar(
+            select(func.count(CatalogEntry.id)).where(CatalogEntry.status == "published")
+        )
+        assert published is not None
+        assert published >= 30
+        assert s.scalar(select(func.count(CatalogDemand.id))) == 2
+        assert s.scalar(select(func.count(CatalogChangeEvent.id))) == 2
         assert audit_service.verify(s).ok
         assert s.scalar(select(func.count(AuditEntry.seq))) > 50
     engine.dispose()

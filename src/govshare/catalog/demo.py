@@ -945,7 +945,9 @@ def _lists(
         "职业技能等级认定职能调整，由人社局统一发放证书",
         china_today() - timedelta(days=14),
     )
-    lists.resolve_change(session, hrss, event.id, "已核对职业资格证书信息目录，内容无需变更", [])
+    lists.resolve_change(
+        session, city_authority, event.id, "经核对，职业资格证书信息目录内容无需变更，予以办结", []
+    )
 
 
 def load(session: Session, departments: dict[str, Department]) -> int:
@@ -1001,6 +1003,7 @@ def load(session: Session, departments: dict[str, Department]) -> int:
         funeral,
         schemas.WithdrawIn(reason="殡葬服务信息改由市殡葬管理所提供，本条目撤销"),
     )
+    _lists(session, departments, authorities)
     session.flush()
     return int(
         session.scalar(
