@@ -198,3 +198,30 @@ def test_version_page_shows_the_diff(client: TestClient, db: Session, world: Cat
     work = client.get("/catalog/work")
     assert "户籍人口基本信息" in work.text
     assert "草稿" in work.text
+
+
+def test_city_sees_and_acknowledges_county_reports(
+    client: TestClient, db: Session, world: CatalogWorld
+) -> None:
+    v = publish(db, world)
+    login(client, username(db, world.city_authority.id))
+    html, csrf = page_csrf(client, "/catalog/review")
+    assert "下级目录报备" in html
+    assert "户籍人口基本信息" in html
+    report_id = int(re.search(r"/catalog/reports/(\d+)/acknowledge", html).group(1))  # type: ignore[union-attr]
+    r = client.post(
+        f"/catalog/reports/{report_id}/acknowledge",
+        data={"csrf_token": csrf},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    from govshare.catalog.models import CatalogReport
+
+    report = db.get(CatalogReport, report_id)
+    assert report is not None
+    assert report.version_id == v.id
+    assert report.acknowledged_at is not None
+    # the county's own authority has nothing reported to it
+    client.cookies.clear()
+    login(client, username(db, world.authority.id))
+    assert "下级目录报备" not in client.get("/catalog/review").text

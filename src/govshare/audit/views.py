@@ -70,6 +70,7 @@ ACTION_LABELS: dict[str, str] = {
     "catalog:demand:close": "关闭数据需求",
     "catalog:demand:match": "对接数据需求",
     "catalog:list:export": "导出责任清单",
+    "catalog:report:acknowledge": "确认下级目录报备",
     "audit:log:verify": "校验日志链",
     "audit:log:purge": "清理日志",
     "audit:log:export": "导出日志",

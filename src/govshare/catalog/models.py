@@ -427,3 +427,8 @@ class CatalogReport(Base):
     reported_at: Mapped[datetime]
     acknowledged_at: Mapped[datetime | None]
     acknowledged_by: Mapped[str | None] = mapped_column(String(128))
+
+    version: Mapped[CatalogVersion] = relationship(lazy="joined")
+    from_jurisdiction: Mapped[Jurisdiction] = relationship(
+        foreign_keys=[from_jurisdiction_id], lazy="joined"
+    )

@@ -750,3 +750,45 @@ def review_queue(session: Session, principal: Principal) -> list[CatalogVersion]
 
 def jurisdiction_of(session: Session, entry: CatalogEntry) -> Jurisdiction:
     return entry.jurisdiction
+
+
+# ---------------------------------------------------------------- county reports to the city
+
+
+def reports_to(session: Session, principal: Principal, limit: int = 100) -> list[CatalogReport]:
+    """Approved catalog changes reported by the counties below this authority's jurisdiction
+    (seed 003 art. 18-20, 23), newest first."""
+    if not principal.can(Perm.CATALOG_REVIEW) or principal.jurisdiction_id is None:
+        return []
+    return list(
+        session.scalars(
+            select(CatalogReport)
+            .where(CatalogReport.to_jurisdiction_id == principal.jurisdiction_id)
+            .order_by(CatalogReport.reported_at.desc(), CatalogReport.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def acknowledge_report(session: Session, actor: Principal, report_id: int) -> CatalogReport:
+    report = session.get(CatalogReport, report_id)
+    if (
+        report is None
+        or not actor.can(Perm.CATALOG_REVIEW)
+        or (report.to_jurisdiction_id != actor.jurisdiction_id)
+    ):
+        raise NotFound("报备记录不存在")
+    if report.acknowledged_at is not None:
+        raise Conflict("该报备已确认")
+    report.acknowledged_at = utcnow()
+    report.acknowledged_by = actor.name
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "catalog:report:acknowledge",
+        "catalog_report",
+        report.id,
+        {"version_id": report.version_id},
+    )
+    return report

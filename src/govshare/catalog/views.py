@@ -455,6 +455,15 @@ def review_queue(request: Request, db: DbSession, principal: Reviewer) -> Respon
     return render(
         request,
         "catalog/review.html",
-        {"rows": rows, "labels": _labels()},
+        {"rows": rows, "labels": _labels(), "reports": service.reports_to(db, principal)},
         section="catalog_review",
     )
+
+
+@router.post("/reports/{report_id}/acknowledge", response_class=HTMLResponse)
+def report_acknowledge(
+    request: Request, db: DbSession, principal: Reviewer, report_id: int
+) -> Response:
+    """The city confirms a county's reported catalog change."""
+    report = service.acknowledge_report(db, principal, report_id)
+    return redirect("/catalog/review", f"已确认 {report.from_jurisdiction.name} 的目录报备")
