@@ -3,7 +3,15 @@
 from govshare.audit import models as audit_models
 from govshare.catalog import models as catalog_models
 from govshare.db import Base
+from govshare.ingestion import models as ingestion_models
 from govshare.orgs import models as orgs_models
 from govshare.rules import models as rules_models
 
-__all__ = ["Base", "audit_models", "catalog_models", "orgs_models", "rules_models"]
+__all__ = [
+    "Base",
+    "audit_models",
+    "catalog_models",
+    "ingestion_models",
+    "orgs_models",
+    "rules_models",
+]

@@ -571,6 +571,10 @@ def review(
     session.flush()
     session.refresh(entry)
     index_entry(session, entry)
+    # the data plane follows the catalog: create or alter the entry's typed data table
+    from govshare.ingestion import tables as data_tables
+
+    data_tables.ensure_table(session, entry)
     _report_to_parent(session, entry, version)
     return version
 
