@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from govshare.audit.cli import audit_app
+from govshare.ingestion.cli import import_file
 from govshare.rules.cli import calendar_app, rulebook_app
 
 app = typer.Typer(
@@ -22,6 +23,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(calendar_app, name="calendar")
 app.add_typer(rulebook_app, name="rulebook")
 app.add_typer(audit_app, name="audit")
+app.command("import")(import_file)
 
 console = Console()
 err = Console(stderr=True)
@@ -36,12 +38,15 @@ def upgrade_database() -> list[int]:
     """Migrate to head and load the calendar years the chinese-calendar package knows."""
     from govshare import migrate
     from govshare.db import get_engine, unit_of_work
+    from govshare.ingestion import tables as data_tables
     from govshare.principal import Principal
     from govshare.rules import service as rules_service
 
     migrate.upgrade(get_engine())
     with unit_of_work() as session:
-        return rules_service.seed_from_package(session, Principal.platform("govshare db upgrade"))
+        years = rules_service.seed_from_package(session, Principal.platform("govshare db upgrade"))
+        data_tables.ensure_all(session)
+        return years
 
 
 @db_app.command("upgrade")

@@ -190,3 +190,21 @@ def ensure_table(session: Session, entry: CatalogEntry) -> DataTable:
     registry.altered_at = utcnow()
     session.flush()
     return registry
+
+
+def ensure_all(session: Session) -> int:
+    """Create the data tables of published entries that have none (entries published before
+    the aggregation tables existed, after ``govshare db upgrade``). Returns how many."""
+    from sqlalchemy import select
+
+    from govshare.catalog.models import EntryStatus
+
+    have = set(session.scalars(select(DataTable.entry_id)))
+    created = 0
+    for entry in session.scalars(
+        select(CatalogEntry).where(CatalogEntry.status == EntryStatus.PUBLISHED.value)
+    ):
+        if entry.id not in have:
+            ensure_table(session, entry)
+            created += 1
+    return created
