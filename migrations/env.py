@@ -14,9 +14,8 @@ target_metadata = Base.metadata
 def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
     """The per-entry data tables (data_<id>, data_<id>_history) are created by the platform
     when a catalog entry is approved, not by migrations: never autogenerate drops for them."""
-    if type_ == "table" and reflected and compare_to is None and name.startswith("data_"):
-        return False
-    return True
+    platform_table = type_ == "table" and reflected and name.startswith("data_")
+    return not (platform_table and compare_to is None)
 
 
 def run_migrations_offline() -> None:
