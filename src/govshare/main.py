@@ -137,6 +137,8 @@ def create_app() -> FastAPI:
     from govshare.catalog import lists_routes as catalog_lists
     from govshare.catalog import search_routes as catalog_search
     from govshare.catalog import views as catalog_views
+    from govshare.ingestion import api as ingestion_api
+    from govshare.ingestion import views as ingestion_views
     from govshare.orgs import api as orgs_api
     from govshare.orgs import views as orgs_views
     from govshare.rules import api as rules_api
@@ -151,6 +153,7 @@ def create_app() -> FastAPI:
         catalog_lists.api_router,
         catalog_exchange.api_router,
         catalog_search.api_router,
+        ingestion_api.router,
     ):
         app.include_router(router, prefix="/api/v1")
     for router in (
@@ -162,6 +165,7 @@ def create_app() -> FastAPI:
         catalog_lists.page_router,
         catalog_exchange.page_router,
         catalog_search.page_router,
+        ingestion_views.router,
     ):
         app.include_router(router, include_in_schema=False)
 

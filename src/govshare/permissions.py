@@ -62,6 +62,9 @@ class Perm(StrEnum):
     DEMAND_FILE = "catalog:demand:file"
     DEMAND_MATCH = "catalog:demand:match"
     CATALOG_LISTS = "catalog:list:read"
+    INGEST_READ = "ingestion:batch:read"
+    INGEST_UPLOAD = "ingestion:batch:upload"
+    INGEST_PUSH = "ingestion:batch:push"
     AUDIT_READ = "audit:log:read"
     AUDIT_VERIFY = "audit:log:verify"
     AUDIT_PURGE = "audit:log:purge"
@@ -84,7 +87,15 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
     Role.AUTHORITY: frozenset(Perm),
     Role.DEPT_OFFICER: frozenset(
         _STAFF_BASE
-        | {Perm.CONTACT_FILE_OWN, Perm.CATALOG_EDIT, Perm.CATALOG_CHANGE_RECORD, Perm.DEMAND_FILE}
+        | {
+            Perm.CONTACT_FILE_OWN,
+            Perm.CATALOG_EDIT,
+            Perm.CATALOG_CHANGE_RECORD,
+            Perm.DEMAND_FILE,
+            Perm.INGEST_READ,
+            Perm.INGEST_UPLOAD,
+            Perm.INGEST_PUSH,
+        }
     ),
     Role.DEPT_REVIEWER: frozenset(_STAFF_BASE),
     Role.DEPT_HEAD: frozenset(
@@ -96,13 +107,15 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
             Perm.CATALOG_WITHDRAW,
             Perm.CATALOG_CHANGE_RECORD,
             Perm.DEMAND_FILE,
+            Perm.INGEST_READ,
+            Perm.INGEST_UPLOAD,
         }
     ),
     Role.OPERATOR: frozenset(
         _STAFF_BASE | {Perm.USER_READ, Perm.CREDENTIAL_READ, Perm.AUDIT_VERIFY}
     ),
     Role.PUBLIC: frozenset({Perm.SELF_READ, Perm.SELF_PASSWORD}),
-    Role.SYSTEM: frozenset({Perm.SELF_READ}),
+    Role.SYSTEM: frozenset({Perm.SELF_READ, Perm.INGEST_PUSH}),
 }
 
 

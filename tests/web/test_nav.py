@@ -17,6 +17,7 @@ def labels(role: Role) -> list[str]:
 
 LISTS = ["目录变更", "需求清单", "供需对接清单", "责任清单"]
 ORGS = ["行政区划", "部门与联系人"]
+INGEST = ["上传数据", "汇聚记录"]
 RULES = ["共享规则", "工作日历"]
 
 
@@ -27,6 +28,7 @@ def test_navigation_per_role() -> None:
         "本部门目录",
         "目录审核",
         *LISTS,
+        *INGEST,
         *ORGS,
         "用户与角色",
         "应用凭证",
@@ -43,13 +45,22 @@ def test_navigation_per_role() -> None:
         *RULES,
         "日志校验",
     ]
-    assert labels(Role.DEPT_OFFICER) == ["工作台", "目录检索", "本部门目录", *LISTS, *ORGS, *RULES]
+    assert labels(Role.DEPT_OFFICER) == [
+        "工作台",
+        "目录检索",
+        "本部门目录",
+        *LISTS,
+        *INGEST,
+        *ORGS,
+        *RULES,
+    ]
     assert labels(Role.DEPT_REVIEWER) == ["工作台", "目录检索", *LISTS, *ORGS, *RULES]
     assert labels(Role.DEPT_HEAD) == [
         "工作台",
         "目录检索",
         "本部门目录",
         *LISTS,
+        *INGEST,
         *ORGS,
         "应用凭证",
         *RULES,
@@ -62,6 +73,7 @@ def test_items_are_grouped_into_menus() -> None:
     assert [(g.label, [i.label for i in g.items]) for g in groups] == [
         ("", ["工作台"]),
         ("数据目录", ["目录检索", "本部门目录", *LISTS]),
+        ("数据汇聚", INGEST),
         ("组织机构", ORGS),
         ("规则与日历", RULES),
     ]

@@ -71,6 +71,7 @@ ACTION_LABELS: dict[str, str] = {
     "catalog:demand:match": "对接数据需求",
     "catalog:list:export": "导出责任清单",
     "catalog:report:acknowledge": "确认下级目录报备",
+    "ingestion:batch:load": "数据汇聚入库",
     "audit:log:verify": "校验日志链",
     "audit:log:purge": "清理日志",
     "audit:log:export": "导出日志",

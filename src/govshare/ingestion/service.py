@@ -20,10 +20,9 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from govshare.audit import service as audit
-from govshare.catalog import service as catalog_service
 from govshare.catalog.models import CatalogEntry, EntryStatus
 from govshare.db import utcnow
-from govshare.errors import Conflict, PermissionDenied, ValidationFailed
+from govshare.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from govshare.ingestion import tables
 from govshare.ingestion.models import (
     BatchMode,
@@ -34,6 +33,7 @@ from govshare.ingestion.models import (
     IngestError,
 )
 from govshare.ingestion.validators import Problem, make_rules, validate_row
+from govshare.permissions import Perm
 from govshare.principal import Principal
 
 CHUNK = 2000
@@ -72,7 +72,9 @@ def _same(a: Any, b: Any) -> bool:
 
 def target_entry(session: Session, actor: Principal, entry_id: int) -> CatalogEntry:
     """An entry the actor's department may aggregate into: its own, published."""
-    entry = catalog_service.get_entry(session, actor, entry_id)
+    entry = session.get(CatalogEntry, entry_id)
+    if entry is None:
+        raise NotFound("目录资源不存在")
     if entry.department_id != actor.department_id:
         raise PermissionDenied("只能向本部门的目录资源汇聚数据")
     if entry.status != EntryStatus.PUBLISHED:
@@ -345,3 +347,37 @@ def check_mode(value: str) -> BatchMode:
         return BatchMode(value)
     except ValueError:
         raise ValidationFailed("导入方式应为 valid_rows 或 all_or_nothing", field="mode") from None
+
+
+def batches_for(
+    session: Session, principal: Principal, *, entry_id: int | None = None, limit: int = 200
+) -> list[IngestBatch]:
+    """Batches a principal may see: its own department's, or all for the authority."""
+    q = select(IngestBatch).order_by(IngestBatch.id.desc()).limit(limit)
+    if entry_id is not None:
+        q = q.where(IngestBatch.entry_id == entry_id)
+    if not principal.can(Perm.CATALOG_REVIEW):
+        q = q.where(IngestBatch.department_id == principal.department_id)
+    return list(session.scalars(q))
+
+
+def get_batch(session: Session, principal: Principal, batch_id: int) -> IngestBatch:
+    batch = session.get(IngestBatch, batch_id)
+    if batch is None or (
+        not principal.can(Perm.CATALOG_REVIEW) and batch.department_id != principal.department_id
+    ):
+        raise NotFound("导入批次不存在")
+    return batch
+
+
+def own_entries(session: Session, principal: Principal) -> list[CatalogEntry]:
+    """Published entries of the principal's department that have a data table."""
+    return list(
+        session.scalars(
+            select(CatalogEntry)
+            .join(DataTable, DataTable.entry_id == CatalogEntry.id)
+            .where(CatalogEntry.department_id == principal.department_id)
+            .where(CatalogEntry.status == EntryStatus.PUBLISHED.value)
+            .order_by(CatalogEntry.code)
+        )
+    )

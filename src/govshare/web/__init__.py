@@ -27,6 +27,7 @@ TEMPLATE_DIRS = [
     PACKAGE / "rules" / "templates",
     PACKAGE / "audit" / "templates",
     PACKAGE / "catalog" / "templates",
+    PACKAGE / "ingestion" / "templates",
 ]
 STATIC_DIR = PACKAGE / "web" / "static"
 FLASH_COOKIE = "govshare_flash"
@@ -87,6 +88,8 @@ NAV: list[NavItem] = [
     NavItem(
         "责任清单", "/catalog/lists/responsibility", Perm.CATALOG_LISTS, "catalog_resp", "数据目录"
     ),
+    NavItem("上传数据", "/ingestion/upload", Perm.INGEST_UPLOAD, "ingestion", "数据汇聚"),
+    NavItem("汇聚记录", "/ingestion/batches", Perm.INGEST_READ, "ingestion", "数据汇聚"),
     NavItem("行政区划", "/orgs/jurisdictions", Perm.JURISDICTION_READ, "jurisdictions", "组织机构"),
     NavItem("部门与联系人", "/orgs/departments", Perm.DEPARTMENT_READ, "departments", "组织机构"),
     NavItem("用户与角色", "/orgs/users", Perm.USER_READ, "users", "组织机构"),
