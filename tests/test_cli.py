@@ -15,6 +15,7 @@ from govshare.audit import service as audit_service
 from govshare.audit.models import AuditEntry
 from govshare.catalog.models import CatalogChangeEvent, CatalogDemand, CatalogEntry
 from govshare.db import make_engine
+from govshare.ingestion.models import IngestBatch
 from govshare.orgs.models import ContactFiling, Department, User
 from govshare.rules.models import CalendarYear
 from tests.conftest import run_cli
@@ -34,6 +35,7 @@ def run(
 def test_demo_is_complete_and_idempotent(fresh_db_url: str, tmp_path: Path) -> None:
     out = run(fresh_db_url, tmp_path, "demo", "--no-serve").stdout
     assert "演示数据已载入" in out
+    assert "汇聚数据 25,000 行" in out
     for username in ("authority", "officer", "reviewer", "head", "operator", "citizen"):
         assert username in out
     assert "gsk_" in out  # the demo credential is shown once
@@ -69,6 +71,8 @@ def test_demo_is_complete_and_idempotent(fresh_db_url: str, tmp_path: Path) -> N
         assert published >= 30
         assert s.scalar(select(func.count(CatalogDemand.id))) == 2
         assert s.scalar(select(func.count(CatalogChangeEvent.id))) == 2
+        batches = s.scalars(select(IngestBatch).order_by(IngestBatch.id)).all()
+        assert [(b.rows_loaded, b.rows_rejected) for b in batches] == [(20_000, 0), (5_000, 0)]
         assert audit_service.verify(s).ok
         assert s.scalar(select(func.count(AuditEntry.seq))) > 50
     engine.dispose()

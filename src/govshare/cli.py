@@ -119,7 +119,10 @@ def demo(
     with unit_of_work() as session:
         result = demo_data.load(session)
     if result.created:
-        console.print(f"演示数据已载入：数据目录已发布 {result.catalog_published} 个资源。")
+        console.print(
+            f"演示数据已载入：数据目录已发布 {result.catalog_published} 个资源，"
+            f"汇聚数据 {result.rows_loaded:,} 行。"
+        )
     else:
         console.print("演示数据已存在，未重复载入。")
     table = Table(title="演示账号（密码均相同）")

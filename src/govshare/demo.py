@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from govshare.catalog import demo as catalog_demo
+from govshare.ingestion import demo as ingestion_demo
 from govshare.orgs import repository as orgs_repo
 from govshare.orgs import schemas
 from govshare.orgs import service as orgs_service
@@ -161,6 +162,7 @@ class DemoResult:
     created: bool
     credential_token: str | None = None
     catalog_published: int = 0
+    rows_loaded: int = 0
 
 
 def _person(i: int) -> str:
@@ -229,6 +231,7 @@ def load(session: Session) -> DemoResult:
         )
         user.must_change_password = False  # demo accounts log straight in
     published = catalog_demo.load(session, departments)
+    rows = ingestion_demo.load(session, departments)
     issued = orgs_service.create_credential(
         session,
         actor,
@@ -240,4 +243,6 @@ def load(session: Session) -> DemoResult:
         ),
     )
     session.flush()
-    return DemoResult(created=True, credential_token=issued.token, catalog_published=published)
+    return DemoResult(
+        created=True, credential_token=issued.token, catalog_published=published, rows_loaded=rows
+    )
