@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session
 from govshare.catalog import lists, schemas, service
 from govshare.catalog.models import CatalogEntry, ChangeTrigger, EntryStatus
 from govshare.db import china_today
+from govshare.orgs import service as orgs_service
 from govshare.orgs.models import Department
-from govshare.permissions import Role, permissions_for
+from govshare.permissions import Role
 from govshare.principal import Principal
 
 ID = ("公民身份号码", "id_number", "id_number", True, True, True)
@@ -820,16 +821,7 @@ IN_REVIEW = {32}
 
 
 def _principal(dept: Department, role: Role) -> Principal:
-    return Principal(
-        kind="system",
-        id=None,
-        name=f"govshare demo（{dept.short_name}）",
-        role=role,
-        department_id=dept.id,
-        jurisdiction_id=dept.jurisdiction_id,
-        ip="cli",
-        permissions=permissions_for(role),
-    )
+    return orgs_service.department_principal(dept, role, f"govshare demo（{dept.short_name}）")
 
 
 def _data(spec: tuple[Any, ...]) -> schemas.EntryCreate:

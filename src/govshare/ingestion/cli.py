@@ -35,8 +35,8 @@ def import_file(
     from govshare.ingestion import readers, service
     from govshare.ingestion.models import BatchSource
     from govshare.orgs import repository as orgs_repo
-    from govshare.permissions import Role, permissions_for
-    from govshare.principal import Principal
+    from govshare.orgs import service as orgs_service
+    from govshare.permissions import Role
 
     try:
         batch_mode = service.check_mode(mode)
@@ -44,15 +44,8 @@ def import_file(
             dept = orgs_repo.department_by_credit_code(session, department.upper())
             if dept is None:
                 raise typer.BadParameter(f"统一社会信用代码为 {department} 的部门不存在")
-            actor = Principal(
-                kind="system",
-                id=None,
-                name=f"govshare import（{dept.name}）",
-                role=Role.DEPT_OFFICER,
-                department_id=dept.id,
-                jurisdiction_id=dept.jurisdiction_id,
-                ip="cli",
-                permissions=permissions_for(Role.DEPT_OFFICER),
+            actor = orgs_service.department_principal(
+                dept, Role.DEPT_OFFICER, f"govshare import（{dept.name}）"
             )
             from govshare.catalog import service as catalog_service
 

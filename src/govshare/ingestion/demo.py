@@ -20,10 +20,10 @@ from govshare.catalog.models import CatalogEntry, CatalogVersion
 from govshare.ingestion import service
 from govshare.ingestion.models import BatchSource
 from govshare.ingestion.validators import id_check_digit
+from govshare.orgs import service as orgs_service
 from govshare.orgs.codes import credit_code
 from govshare.orgs.models import Department
-from govshare.permissions import Role, permissions_for
-from govshare.principal import Principal
+from govshare.permissions import Role
 
 PERSONS = 20_000
 ENTITIES = 5_000
@@ -116,15 +116,8 @@ def load(session: Session, departments: dict[str, Department]) -> int:
         ("city_market", "市场主体登记信息", entities(rng, ENTITIES)),
     ):
         dept = departments[dept_key]
-        actor = Principal(
-            kind="system",
-            id=None,
-            name=f"govshare demo（{dept.short_name}）",
-            role=Role.SYSTEM,
-            department_id=dept.id,
-            jurisdiction_id=dept.jurisdiction_id,
-            ip="cli",
-            permissions=permissions_for(Role.SYSTEM),
+        actor = orgs_service.department_principal(
+            dept, Role.SYSTEM, f"govshare demo（{dept.short_name}）"
         )
         entry = service.target_entry(session, actor, _entry(session, entry_name).id)
         outcome = service.load_rows(

@@ -314,6 +314,20 @@ def principal_for_user(user: User, ip: str = "") -> Principal:
     )
 
 
+def department_principal(department: Department, role: Role, name: str) -> Principal:
+    """The platform acting for a department with one of its roles (CLI commands, demo data)."""
+    return Principal(
+        kind="system",
+        id=None,
+        name=name,
+        role=role,
+        department_id=department.id,
+        jurisdiction_id=department.jurisdiction_id,
+        ip="cli",
+        permissions=permissions_for(role),
+    )
+
+
 def get_user(session: Session, actor: Principal, user_id: int) -> User:
     user = session.get(User, user_id)
     if user is None or (user.id != actor.id and not actor.can(Perm.USER_READ)):
