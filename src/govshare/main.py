@@ -138,6 +138,9 @@ def create_app() -> FastAPI:
     from govshare.catalog import search_routes as catalog_search
     from govshare.catalog import views as catalog_views
     from govshare.ingestion import api as ingestion_api
+    from govshare.ingestion import quality_routes as ingestion_quality
+    from govshare.ingestion import records_routes as ingestion_records
+    from govshare.ingestion import sources_routes as ingestion_sources
     from govshare.ingestion import views as ingestion_views
     from govshare.orgs import api as orgs_api
     from govshare.orgs import views as orgs_views
@@ -154,6 +157,9 @@ def create_app() -> FastAPI:
         catalog_exchange.api_router,
         catalog_search.api_router,
         ingestion_api.router,
+        ingestion_records.api_router,
+        ingestion_quality.api_router,
+        ingestion_sources.api_router,
     ):
         app.include_router(router, prefix="/api/v1")
     for router in (
@@ -166,6 +172,9 @@ def create_app() -> FastAPI:
         catalog_exchange.page_router,
         catalog_search.page_router,
         ingestion_views.router,
+        ingestion_records.page_router,
+        ingestion_quality.page_router,
+        ingestion_sources.page_router,
     ):
         app.include_router(router, include_in_schema=False)
 

@@ -4,6 +4,7 @@ from govshare.audit import models as audit_models
 from govshare.catalog import models as catalog_models
 from govshare.db import Base
 from govshare.ingestion import models as ingestion_models
+from govshare.ingestion import source_models as ingestion_source_models
 from govshare.orgs import models as orgs_models
 from govshare.rules import models as rules_models
 
@@ -12,6 +13,7 @@ __all__ = [
     "audit_models",
     "catalog_models",
     "ingestion_models",
+    "ingestion_source_models",
     "orgs_models",
     "rules_models",
 ]

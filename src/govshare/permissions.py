@@ -65,6 +65,12 @@ class Perm(StrEnum):
     INGEST_READ = "ingestion:batch:read"
     INGEST_UPLOAD = "ingestion:batch:upload"
     INGEST_PUSH = "ingestion:batch:push"
+    RECORD_READ = "ingestion:record:read"
+    RECORD_DELETE_REQUEST = "ingestion:record:delete_request"
+    RECORD_DELETE_REVIEW = "ingestion:record:delete_review"
+    QUALITY_READ = "ingestion:quality:read"
+    SOURCE_READ = "ingestion:source:read"
+    SOURCE_MANAGE = "ingestion:source:manage"
     AUDIT_READ = "audit:log:read"
     AUDIT_VERIFY = "audit:log:verify"
     AUDIT_PURGE = "audit:log:purge"
@@ -81,6 +87,8 @@ _STAFF_BASE = {
     Perm.CATALOG_READ,
     Perm.CATALOG_EXPORT,
     Perm.CATALOG_LISTS,
+    Perm.QUALITY_READ,
+    Perm.SOURCE_READ,
 }
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
@@ -95,6 +103,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
             Perm.INGEST_READ,
             Perm.INGEST_UPLOAD,
             Perm.INGEST_PUSH,
+            Perm.RECORD_READ,
+            Perm.RECORD_DELETE_REQUEST,
         }
     ),
     Role.DEPT_REVIEWER: frozenset(_STAFF_BASE),
@@ -109,6 +119,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
             Perm.DEMAND_FILE,
             Perm.INGEST_READ,
             Perm.INGEST_UPLOAD,
+            Perm.RECORD_READ,
+            Perm.RECORD_DELETE_REQUEST,
         }
     ),
     Role.OPERATOR: frozenset(

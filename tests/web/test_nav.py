@@ -17,7 +17,8 @@ def labels(role: Role) -> list[str]:
 
 LISTS = ["目录变更", "需求清单", "供需对接清单", "责任清单"]
 ORGS = ["行政区划", "部门与联系人"]
-INGEST = ["上传数据", "汇聚记录"]
+INGEST = ["上传数据", "汇聚记录", "数据查询", "删除申请", "数据质量", "一数一源"]
+QUALITY = ["数据质量", "一数一源"]
 RULES = ["共享规则", "工作日历"]
 
 
@@ -39,6 +40,7 @@ def test_navigation_per_role() -> None:
         "工作台",
         "目录检索",
         *LISTS,
+        *QUALITY,
         *ORGS,
         "用户与角色",
         "应用凭证",
@@ -54,7 +56,7 @@ def test_navigation_per_role() -> None:
         *ORGS,
         *RULES,
     ]
-    assert labels(Role.DEPT_REVIEWER) == ["工作台", "目录检索", *LISTS, *ORGS, *RULES]
+    assert labels(Role.DEPT_REVIEWER) == ["工作台", "目录检索", *LISTS, *QUALITY, *ORGS, *RULES]
     assert labels(Role.DEPT_HEAD) == [
         "工作台",
         "目录检索",

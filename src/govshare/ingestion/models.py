@@ -111,3 +111,41 @@ class IngestError(Base):
     value: Mapped[str] = mapped_column(String(512))
     reason: Mapped[str] = mapped_column(String(512))
     severity: Mapped[str] = mapped_column(String(8), default="error")
+
+
+class DeletionStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
+
+    @property
+    def label(self) -> str:
+        return {
+            "pending": "待审核",
+            "approved": "已批准",
+            "rejected": "已驳回",
+            "withdrawn": "已撤回",
+        }[self.value]
+
+
+class DeletionRequest(Base):
+    """A department's request to delete records of its entry (seed 001 art. 18: no record is
+    deleted outside an approved process). Approved by the authority, the records become
+    tombstones (``_deleted``) and their last values stay in the history table."""
+
+    __tablename__ = "ingest_deletion_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("catalog_entries.id"), index=True)
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"), index=True)
+    #: the key values of the records to delete
+    keys: Mapped[list[str]] = mapped_column(JSON)
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default=DeletionStatus.PENDING.value)
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    requested_by: Mapped[str] = mapped_column(String(128))
+    reviewed_at: Mapped[datetime | None]
+    reviewed_by: Mapped[str | None] = mapped_column(String(128))
+    review_comment: Mapped[str] = mapped_column(Text, default="")
+    rows_deleted: Mapped[int] = mapped_column(Integer, default=0)

@@ -90,6 +90,12 @@ NAV: list[NavItem] = [
     ),
     NavItem("上传数据", "/ingestion/upload", Perm.INGEST_UPLOAD, "ingestion", "数据汇聚"),
     NavItem("汇聚记录", "/ingestion/batches", Perm.INGEST_READ, "ingestion", "数据汇聚"),
+    NavItem("数据查询", "/ingestion/records", Perm.RECORD_READ, "ingestion_records", "数据汇聚"),
+    NavItem(
+        "删除申请", "/ingestion/deletions", Perm.RECORD_READ, "ingestion_deletions", "数据汇聚"
+    ),
+    NavItem("数据质量", "/ingestion/quality", Perm.QUALITY_READ, "ingestion_quality", "数据汇聚"),
+    NavItem("一数一源", "/ingestion/sources", Perm.SOURCE_READ, "ingestion_sources", "数据汇聚"),
     NavItem("行政区划", "/orgs/jurisdictions", Perm.JURISDICTION_READ, "jurisdictions", "组织机构"),
     NavItem("部门与联系人", "/orgs/departments", Perm.DEPARTMENT_READ, "departments", "组织机构"),
     NavItem("用户与角色", "/orgs/users", Perm.USER_READ, "users", "组织机构"),

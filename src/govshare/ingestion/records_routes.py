@@ -1,0 +1,8 @@
+"""Aggregated records: browse, show as of a date, and deletion requests; pages and JSON API."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+api_router = APIRouter(tags=["ingestion"])
+page_router = APIRouter()
