@@ -1,4 +1,4 @@
-"""One data item, one source (一数一源): repeat-collection flags and conflicts; pages and JSON API."""
+"""One data item, one source (一数一源): repeat-collection flags and conflicts."""
 
 from __future__ import annotations
 
