@@ -1,6 +1,7 @@
 """deletion requests
 
-A department's request to delete aggregated records, approved by the authority.
+A department's request to delete aggregated records, approved by the authority; a batch's
+count of rows rejected as duplicate keys (a quality measure).
 
 Revision ID: 0005
 Revises: 0004
@@ -19,6 +20,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("ingest_batches", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("rows_duplicate", sa.Integer(), server_default="0", nullable=False)
+        )
     op.create_table(
         "ingest_deletion_requests",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -59,3 +64,5 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_ingest_deletion_requests_entry_id"))
         batch_op.drop_index(batch_op.f("ix_ingest_deletion_requests_department_id"))
     op.drop_table("ingest_deletion_requests")
+    with op.batch_alter_table("ingest_batches", schema=None) as batch_op:
+        batch_op.drop_column("rows_duplicate")

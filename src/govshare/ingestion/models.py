@@ -82,6 +82,8 @@ class IngestBatch(Base):
     rows_loaded: Mapped[int] = mapped_column(Integer, default=0)
     rows_unchanged: Mapped[int] = mapped_column(Integer, default=0)
     rows_rejected: Mapped[int] = mapped_column(Integer, default=0)
+    #: rejected rows whose key repeats an earlier row of the same batch (counted in rejected)
+    rows_duplicate: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     message: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str] = mapped_column(String(128))
