@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
 from govshare.catalog.models import CatalogEntry, CatalogVersion, DataType
-from govshare.db import utcnow
+from govshare.db import UTCDateTime, utcnow
 from govshare.errors import Conflict
 from govshare.ingestion.models import DataTable
 
@@ -90,7 +90,7 @@ def _tables(entry_id: int, spec_key: str) -> tuple[Table, Table]:
         Column("_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
         *columns,
         Column("_batch_id", Integer, nullable=True),
-        Column("_updated_at", DateTime(timezone=True), nullable=False),
+        Column("_updated_at", UTCDateTime(), nullable=False),
         Column("_updated_by", String(128), nullable=False),
         Column("_deleted", Boolean, nullable=False, default=False),
         Index(f"uq_{name}_key", spec["key"], unique=True),
@@ -102,7 +102,7 @@ def _tables(entry_id: int, spec_key: str) -> tuple[Table, Table]:
         Column("_key", String(128), nullable=False),
         Column("_operation", String(8), nullable=False),  # insert | update | delete
         Column("_batch_id", Integer, nullable=True),
-        Column("_changed_at", DateTime(timezone=True), nullable=False),
+        Column("_changed_at", UTCDateTime(), nullable=False),
         Column("_changed_by", String(128), nullable=False),
         Column("_reason", String(256), nullable=False, default=""),
         Column("_before", JSON, nullable=True),
