@@ -319,10 +319,10 @@ def test_zip_that_is_no_workbook_refused(tmp_path: Path) -> None:
     path = tmp_path / "data.xlsx"
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("readme.txt", "hello")
-    assert "不是有效的 XLSX" in error_of(path)
+    assert "不是有效的 Excel 工作簿" in error_of(path)
     truncated = tmp_path / "truncated.xlsx"
     truncated.write_bytes(write_xlsx(tmp_path / "ok.xlsx", [HEADER]).read_bytes()[:200])
-    assert "不是有效的 XLSX" in error_of(truncated)
+    assert "不是有效的 Excel 工作簿" in error_of(truncated)
 
 
 def test_random_binary_refused(tmp_path: Path) -> None:

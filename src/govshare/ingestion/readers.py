@@ -342,11 +342,15 @@ def _open_csv(
 
 
 def _bad_xlsx(detail: str = "") -> ValidationFailed:
-    return _fail(f"文件不是有效的 XLSX 工作簿{detail}，请用 Excel 或 WPS 另存为 .xlsx 后重试")
+    return _fail(
+        f"文件不是有效的 Excel 工作簿（.xlsx）{detail}：请在 Excel 或 WPS 中“另存为 Excel 工作簿"
+        "（*.xlsx）”后重试（不支持 .xls 和设有打开密码的文件）"
+    )
 
 
 def check_xlsx_container(f: IO[bytes], *, max_unpacked_bytes: int = MAX_UNPACKED_BYTES) -> None:
-    """Refuse a zip that is no workbook or declares too much to unpack, before parsing.
+    """Refuse a zip that is no workbook or declares too much to unpack, before parsing
+    (aggregation files, and catalog imports through ``catalog.exchange.check_container``).
 
     The declared sizes bound what ``zipfile`` will inflate, so checking them is enough.
     """
