@@ -145,3 +145,24 @@ def test_garbage_upload_is_refused_and_leaves_nothing(
 
     assert list((get_settings().var_dir / "uploads").iterdir()) == []
     assert db.scalar(select(CatalogEntry.id).where(CatalogEntry.id == entry_id)) == entry_id
+
+
+def test_abandoned_previews_are_swept_after_a_day() -> None:
+    import os
+    import time
+
+    from govshare.ingestion import views
+
+    folder = views.upload_dir()
+    old = folder / ("a" * 32)
+    fresh = folder / ("b" * 32)
+    other = folder / "keep.txt"
+    for path in (old, fresh, other):
+        path.write_bytes(b"x")
+    day_ago = time.time() - views.UPLOAD_TTL_SECONDS - 60
+    os.utime(old, (day_ago, day_ago))
+    os.utime(other, (day_ago, day_ago))
+    assert views.sweep_uploads() == 1
+    assert not old.exists()
+    assert fresh.exists()
+    assert other.exists()  # only the upload tokens' files are touched

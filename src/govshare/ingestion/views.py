@@ -6,6 +6,7 @@ import csv
 import io
 import re
 import secrets
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,12 +27,28 @@ router = APIRouter(prefix="/ingestion")
 Uploader = Annotated[Principal, Depends(require(Perm.INGEST_UPLOAD))]
 Reader = Annotated[Principal, Depends(require(Perm.INGEST_READ))]
 TOKEN = re.compile(r"^[0-9a-f]{32}$")
+#: a previewed file not confirmed within this time is removed (the user uploads it again)
+UPLOAD_TTL_SECONDS = 24 * 3600
 
 
 def upload_dir() -> Path:
     path = get_settings().var_dir / "uploads"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def sweep_uploads(now: float | None = None) -> int:
+    """Remove previewed files older than a day (abandoned previews); returns how many."""
+    cutoff = (time.time() if now is None else now) - UPLOAD_TTL_SECONDS
+    removed = 0
+    for path in upload_dir().iterdir():
+        try:
+            if TOKEN.match(path.name) and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue  # confirmed by another request meanwhile
+    return removed
 
 
 def _upload_page(
@@ -75,6 +92,7 @@ def upload(
 ) -> Response:
     """Keep the file in var/uploads and show its column mapping and first rows."""
     limit = get_settings().max_upload_bytes
+    sweep_uploads()
     token = secrets.token_hex(16)
     path = upload_dir() / token
     try:
