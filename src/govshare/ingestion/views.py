@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 from govshare.config import get_settings
 from govshare.deps import DbSession, require
 from govshare.errors import DomainError, NotFound, ValidationFailed
-from govshare.ingestion import readers, service
+from govshare.ingestion import readers, service, sources
 from govshare.ingestion.models import BatchMode, BatchSource, BatchStatus
 from govshare.permissions import Perm
 from govshare.principal import Principal
@@ -125,6 +125,7 @@ def upload(
             "mode": mode,
             "file_name": Path(file.filename).name[:200],
             "mode_label": BatchMode(mode).label,
+            "advice": sources.advice_for_entry(db, entry),
         },
         section="ingestion",
     )

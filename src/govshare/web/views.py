@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
 
 from govshare.config import get_settings
 from govshare.deps import (
@@ -23,6 +25,7 @@ from govshare.orgs import schemas as orgs_schemas
 from govshare.orgs import service as orgs_service
 from govshare.orgs.models import Department, User
 from govshare.permissions import Perm
+from govshare.principal import Principal
 from govshare.rules import service as rules_service
 from govshare.security import new_token
 from govshare.web import FormDict, parse_form, redirect, render
@@ -143,6 +146,7 @@ def home(request: Request, db: DbSession, principal: LoggedIn) -> Response:
         request,
         "home.html",
         {
+            **_aggregation_cards(db, principal),
             "user": user,
             "department": department,
             "jurisdiction": jurisdiction,
@@ -154,6 +158,23 @@ def home(request: Request, db: DbSession, principal: LoggedIn) -> Response:
         },
         section="home",
     )
+
+
+def _aggregation_cards(db: Session, principal: Principal) -> dict[str, Any]:
+    """Data quality, one-source flags and pending deletion requests for the home page."""
+    from govshare.ingestion import quality, records, sources
+    from govshare.ingestion.models import DeletionStatus
+
+    cards: dict[str, Any] = {}
+    if principal.can(Perm.QUALITY_READ):
+        cards["quality"] = quality.dashboard_summary(db, principal)
+    if principal.can(Perm.SOURCE_READ):
+        cards["sources"] = sources.dashboard_summary(db, principal)
+    if principal.can(Perm.RECORD_DELETE_REVIEW):
+        cards["pending_deletions"] = len(
+            records.list_requests(db, principal, status=DeletionStatus.PENDING.value)
+        )
+    return cards
 
 
 @router.get("/me", response_class=HTMLResponse)
