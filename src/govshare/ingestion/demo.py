@@ -17,13 +17,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from govshare.catalog.models import CatalogEntry, CatalogVersion
-from govshare.ingestion import service
+from govshare.ingestion import records, service, sources
 from govshare.ingestion.models import BatchSource
 from govshare.ingestion.validators import id_check_digit
 from govshare.orgs import service as orgs_service
 from govshare.orgs.codes import credit_code
 from govshare.orgs.models import Department
 from govshare.permissions import Role
+from govshare.principal import Principal
 
 PERSONS = 20_000
 ENTITIES = 5_000
@@ -107,13 +108,49 @@ def _entry(session: Session, name: str) -> CatalogEntry:
     return entry
 
 
+#: persons on minimum living allowance (a sample of the registered population)
+ALLOWANCE = 1_500
+#: of which the civil affairs bureau recorded the name differently from the police
+MISRECORDED = 12
+VARIANTS = {"伟": "玮", "芳": "方", "娜": "那", "敏": "民", "静": "净", "丽": "莉", "强": "蔷"}
+
+
+def allowance(rng: random.Random, people: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
+    """低保 rows of the civil affairs bureau: persons of the police register, a few of whose
+    names were keyed in differently (so the one-source check finds conflicts)."""
+    rows = []
+    misrecorded = 0
+    for i, person in enumerate(rng.sample(people, ALLOWANCE), start=2):
+        name = person["name"]
+        if misrecorded < MISRECORDED and name[-1] in VARIANTS:
+            name = name[:-1] + VARIANTS[name[-1]]
+            misrecorded += 1
+        category = rng.choice(["城市低保", "农村低保"])
+        amount = "780.00" if category == "城市低保" else rng.choice(["520.00", "560.00", "600.00"])
+        rows.append(
+            (
+                i,
+                {
+                    "id_number": person["id_number"],
+                    "name": name,
+                    "category": category,
+                    "amount": amount,
+                },
+            )
+        )
+    return rows
+
+
 def load(session: Session, departments: dict[str, Department]) -> int:
-    """Aggregate the demo rows; returns how many rows landed."""
+    """Aggregate the demo rows, find the one-source conflicts they contain and file a
+    deletion request for the authority; returns how many rows landed."""
     rng = random.Random(2026)  # noqa: S311 - demo data, not security
+    people = [row for _, row in persons(rng, PERSONS)]
     loaded = 0
     for dept_key, entry_name, rows in (
-        ("city_police", "户籍人口基本信息", persons(rng, PERSONS)),
+        ("city_police", "户籍人口基本信息", list(enumerate(people, start=2))),
         ("city_market", "市场主体登记信息", entities(rng, ENTITIES)),
+        ("city_civil", "最低生活保障对象信息", allowance(rng, people)),
     ):
         dept = departments[dept_key]
         actor = orgs_service.department_principal(
@@ -124,4 +161,15 @@ def load(session: Session, departments: dict[str, Department]) -> int:
             session, actor, entry, rows, source=BatchSource.PUSH, client_batch_id=f"demo-{dept_key}"
         )
         loaded += outcome.inserted
+    sources.detect(session, Principal.platform("govshare demo"), None)
+    police = departments["city_police"]
+    officer = orgs_service.department_principal(police, Role.DEPT_OFFICER, "陈海燕")
+    entry = records.readable_entry(session, officer, _entry(session, "户籍人口基本信息").id)
+    records.request_deletion(
+        session,
+        officer,
+        entry,
+        [people[-1]["id_number"]],
+        "经核查为系统测试时录入的记录，并非真实户籍人口，申请删除",
+    )
     return loaded
