@@ -15,7 +15,9 @@ from govshare.audit import service as audit_service
 from govshare.audit.models import AuditEntry
 from govshare.catalog.models import CatalogChangeEvent, CatalogDemand, CatalogEntry
 from govshare.db import make_engine
-from govshare.ingestion.models import IngestBatch
+from govshare.ingestion import demo as ingestion_demo
+from govshare.ingestion.models import DeletionRequest, IngestBatch
+from govshare.ingestion.source_models import SourceConflict
 from govshare.orgs.models import ContactFiling, Department, User
 from govshare.rules.models import CalendarYear
 from tests.conftest import run_cli
@@ -35,7 +37,7 @@ def run(
 def test_demo_is_complete_and_idempotent(fresh_db_url: str, tmp_path: Path) -> None:
     out = run(fresh_db_url, tmp_path, "demo", "--no-serve").stdout
     assert "演示数据已载入" in out
-    assert "汇聚数据 25,000 行" in out
+    assert "汇聚数据 26,500 行" in out
     for username in ("authority", "officer", "reviewer", "head", "operator", "citizen"):
         assert username in out
     assert "gsk_" in out  # the demo credential is shown once
@@ -72,7 +74,15 @@ def test_demo_is_complete_and_idempotent(fresh_db_url: str, tmp_path: Path) -> N
         assert s.scalar(select(func.count(CatalogDemand.id))) == 2
         assert s.scalar(select(func.count(CatalogChangeEvent.id))) == 2
         batches = s.scalars(select(IngestBatch).order_by(IngestBatch.id)).all()
-        assert [(b.rows_loaded, b.rows_rejected) for b in batches] == [(20_000, 0), (5_000, 0)]
+        assert [(b.rows_loaded, b.rows_rejected) for b in batches] == [
+            (20_000, 0),
+            (5_000, 0),
+            (1_500, 0),
+        ]
+        # the civil affairs names keyed differently are one-source conflicts; a deletion
+        # request waits for the authority
+        assert s.scalar(select(func.count(SourceConflict.id))) == ingestion_demo.MISRECORDED
+        assert s.scalar(select(func.count(DeletionRequest.id))) == 1
         assert audit_service.verify(s).ok
         assert s.scalar(select(func.count(AuditEntry.seq))) > 50
     engine.dispose()
