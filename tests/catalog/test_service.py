@@ -255,3 +255,28 @@ def test_a_decided_version_cannot_be_decided_again(db: Session, world: CatalogWo
         catalog.review(
             db, world.city_authority, v, schemas.ReviewIn(decision="return", comment="晚到的退回")
         )
+
+
+def test_item_settings_from_the_form_and_versions_without_them_compare_equal(
+    db: Session, world: CatalogWorld
+) -> None:
+    """取值范围 and 校验位仅提示 come from the entry form; an item without them is stored
+    as before, so versions made before the settings existed show no spurious change."""
+    from govshare.catalog.views import form_to_version
+
+    form = {
+        "items-0-name": ["婚姻状况"],
+        "items-0-field": ["marital"],
+        "items-0-data_type": ["string"],
+        "items-0-enumeration": ["未婚、已婚，离婚"],
+        "items-1-name": ["统一社会信用代码"],
+        "items-1-field": ["uscc"],
+        "items-1-data_type": ["credit_code"],
+        "items-1-checkdigit_warn": ["1"],
+    }
+    items = [schemas.DataItem(**it) for it in form_to_version(form)["data_items"]]
+    assert items[0].enumeration == ["未婚", "已婚", "离婚"]
+    assert items[1].checkdigit_warn is True
+    version = publish(db, world)
+    stored = version.data_items
+    assert all("enumeration" not in it and "checkdigit_warn" not in it for it in stored)

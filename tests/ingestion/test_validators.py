@@ -447,3 +447,29 @@ def test_make_rules_refuses_stray_settings() -> None:
     assert rules[0].length == 20
     assert rules[0].name == "姓名"
     assert not rules[2].required
+
+
+def test_catalog_items_carry_enumeration_and_the_check_digit_setting() -> None:
+    """The catalog's data item settings reach the validator: 取值范围 and 校验位仅提示."""
+    from govshare.catalog.schemas import DataItem
+
+    good = "91350100M000100Y43"
+    wrong = good[:-1] + ("0" if good[-1] != "0" else "1")
+    items = [
+        DataItem(name="性别", field="gender", enumeration="男、女").model_dump(),
+        DataItem(
+            name="统一社会信用代码", field="uscc", data_type="credit_code", checkdigit_warn=True
+        ).model_dump(),
+        DataItem(name="机构代码", field="org", data_type="credit_code").model_dump(),
+    ]
+    assert items[0]["enumeration"] == ["男", "女"]
+    rules = make_rules(items)
+    values, problems = validate_row(rules, {"gender": "未知", "uscc": wrong, "org": wrong})
+    by_field = {p.field: p for p in problems}
+    assert by_field["gender"].severity == "error"
+    assert by_field["uscc"].severity == "warning"
+    assert values["uscc"] == wrong  # kept, with a warning
+    assert by_field["org"].severity == "error"  # the default refuses it
+    assert values["org"] is None
+    with pytest.raises(ValueError, match="不是统一社会信用代码类型"):
+        DataItem(name="性别", field="gender", checkdigit_warn=True)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from govshare.catalog.models import (
     BaseDatabase,
@@ -37,6 +38,34 @@ class DataItem(_In):
     personal: bool = Field(default=False, description="个人信息")
     sensitive: bool = Field(default=False, description="敏感个人信息")
     share_type: ShareType | None = Field(default=None, description="本项共享类型；空则同资源")
+    enumeration: list[str] = Field(
+        default_factory=list, max_length=200, description="取值范围（枚举值）；空则不限"
+    )
+    checkdigit_warn: bool = Field(
+        default=False,
+        description="统一社会信用代码校验位不符时仅提示、照常入库（默认拒绝该行）",
+    )
+
+    @field_validator("enumeration", mode="before")
+    @classmethod
+    def _split_enumeration(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = re.split(r"[、,，;；|\n]+", v)
+        if isinstance(v, list):
+            v = list(dict.fromkeys(str(x).strip() for x in v if str(x).strip()))
+            if any(len(x) > 64 for x in v):
+                raise ValueError("取值范围中每个值最多 64 个字")
+        return v
+
+    @model_validator(mode="after")
+    def _checkdigit_only_for_credit_codes(self) -> DataItem:
+        if self.checkdigit_warn and self.data_type != DataType.CREDIT_CODE:
+            raise ValueError(f"信息项“{self.name}”不是统一社会信用代码类型，不能设置“校验位仅提示”")
+        return self
+
+
+#: data item settings stored only when set (older versions do not carry them)
+ITEM_OPTIONAL = ("enumeration", "checkdigit_warn")
 
 
 class VersionIn(_In):

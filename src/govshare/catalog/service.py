@@ -290,7 +290,10 @@ def validate(
 
 def _version_values(data: schemas.VersionIn) -> dict[str, Any]:
     values = data.model_dump(mode="json", exclude={"is_classified", "department_id"})
-    values["data_items"] = [{k: v for k, v in item.items()} for item in values["data_items"]]
+    values["data_items"] = [
+        {k: v for k, v in item.items() if v or k not in schemas.ITEM_OPTIONAL}
+        for item in values["data_items"]
+    ]
     return values
 
 

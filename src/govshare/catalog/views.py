@@ -40,7 +40,7 @@ Editor = Annotated[Principal, Depends(require(Perm.CATALOG_EDIT))]
 Reviewer = Annotated[Principal, Depends(require(Perm.CATALOG_REVIEW))]
 
 ITEM_ROW = re.compile(r"^items-(\d+)-(\w+)$")
-ITEM_FLAGS = ("required", "personal", "sensitive")
+ITEM_FLAGS = ("required", "personal", "sensitive", "checkdigit_warn")
 
 
 def choices(db: Session, department: Department | None) -> dict[str, Any]:
@@ -120,6 +120,7 @@ def form_to_version(form: dict[str, list[str]]) -> dict[str, Any]:
         for flag in ITEM_FLAGS:
             item[flag] = bool(row.get(flag))
         item["share_type"] = row.get("share_type") or None
+        item["enumeration"] = row.get("enumeration", "")
         items.append(item)
     data["data_items"] = items
     return data

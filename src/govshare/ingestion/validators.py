@@ -617,6 +617,17 @@ class ItemRule:
 _SETTINGS = frozenset({"credit_code_checkdigit", "enumeration"})
 
 
+def _catalog_settings(item: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings a catalog data item carries: its enumeration (取值范围) and, for a credit
+    code item, ``checkdigit_warn`` (a wrong check digit warns instead of refusing)."""
+    own: dict[str, Any] = {}
+    if item.get("enumeration"):
+        own["enumeration"] = list(item["enumeration"])
+    if item.get("checkdigit_warn"):
+        own["credit_code_checkdigit"] = "warn"
+    return own
+
+
 def make_rules(
     data_items: Sequence[Mapping[str, Any]],
     settings: Mapping[str, Mapping[str, Any]] | None = None,
@@ -632,7 +643,7 @@ def make_rules(
         raise ValueError(f"settings for unknown fields: {sorted(stray)}")
     rules = []
     for item in data_items:
-        own = settings.get(str(item["field"]), {})
+        own = {**_catalog_settings(item), **settings.get(str(item["field"]), {})}
         unknown = set(own) - _SETTINGS
         if unknown:
             raise ValueError(f"unknown item settings for {item['field']}: {sorted(unknown)}")
