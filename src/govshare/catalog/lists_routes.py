@@ -29,7 +29,7 @@ from govshare.orgs import repository as orgs_repo
 from govshare.orgs.models import Department
 from govshare.permissions import Perm
 from govshare.principal import Principal
-from govshare.web import FormDict, pydantic_message, redirect, render
+from govshare.web import FormDict, optional_int, pydantic_message, redirect, render
 
 api_router = APIRouter(tags=["catalog"])
 page_router = APIRouter()
@@ -105,15 +105,6 @@ def _recordable_departments(session: Session, principal: Principal) -> list[tupl
         return []
     d = session.get(Department, principal.department_id)
     return [(d.id, d.name)] if d else []
-
-
-def _optional_int(value: str, field: str) -> int | None:
-    if not value:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise ValidationFailed("应为数字", field=field) from None
 
 
 # ================================================================ JSON API
@@ -539,7 +530,7 @@ def supply_demand_page(
 def responsibility_page(
     request: Request, db: DbSession, principal: ListReader, department_id: str = ""
 ) -> Response:
-    dept = _optional_int(department_id, "department_id")
+    dept = optional_int(department_id, "department_id")
     rows = lists.responsibility_list(db, principal, dept)
     groups: dict[int, list[lists.ResponsibilityRow]] = {}
     for r in rows[:PAGE_ROWS]:
@@ -563,7 +554,7 @@ def responsibility_page(
 
 @page_router.get("/catalog/lists/responsibility.csv")
 def responsibility_csv(db: DbSession, principal: ListReader, department_id: str = "") -> Response:
-    dept = _optional_int(department_id, "department_id")
+    dept = optional_int(department_id, "department_id")
     body = lists.responsibility_csv(db, principal, dept)
     name = f"responsibility-{china_today():%Y%m%d}.csv"
     return Response(

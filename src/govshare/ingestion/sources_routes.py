@@ -26,7 +26,7 @@ from govshare.ingestion.source_models import ConflictStatus, ItemSource
 from govshare.orgs.models import Department
 from govshare.permissions import Perm
 from govshare.principal import Principal
-from govshare.web import FormDict, pydantic_message, redirect, render
+from govshare.web import FormDict, optional_int, pydantic_message, redirect, render
 
 api_router = APIRouter(tags=["ingestion"])
 page_router = APIRouter()
@@ -77,15 +77,6 @@ def _designation_out(row: ItemSource | None, data: sources.DesignateIn) -> sourc
         designated_by=row.designated_by,
         designated_at=row.designated_at,
     )
-
-
-def _optional_int(value: str, field: str) -> int | None:
-    if not value:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise ValidationFailed("应为数字", field=field) from None
 
 
 # ================================================================ JSON API
@@ -417,7 +408,7 @@ def conflicts_csv(
     db: DbSession, principal: Reader, status: str = "", department_id: str = "", item: str = ""
 ) -> Response:
     st, _dept, name = _filters(status, department_id, item)
-    dept = _optional_int(department_id, "department_id")
+    dept = optional_int(department_id, "department_id")
     body = sources.conflicts_csv(db, principal, status=st, department_id=dept, item=name)
     filename = f"source-conflicts-{china_today():%Y%m%d}.csv"
     return Response(

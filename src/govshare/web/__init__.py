@@ -244,6 +244,16 @@ def pydantic_message(exc: ValidationError) -> tuple[str, str | None]:
     return "；".join(parts), first_field
 
 
+def optional_int(value: str, field: str) -> int | None:
+    """A form's optional number field: empty is None, anything else must be a number."""
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ValidationFailed("应为数字", field=field) from None
+
+
 def parse_form(model: type[M], data: dict[str, Any]) -> M:
     """Build an input model from form fields; blank optional fields count as absent."""
     cleaned = {k: v for k, v in data.items() if k != "csrf_token" and v != ""}
