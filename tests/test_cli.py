@@ -77,7 +77,7 @@ def test_demo_is_complete_and_idempotent(fresh_db_url: str, tmp_path: Path) -> N
         assert [(b.rows_loaded, b.rows_rejected) for b in batches] == [
             (20_000, 0),
             (5_000, 0),
-            (1_500, 0),
+            (1_500, ingestion_demo.MISTYPED + ingestion_demo.REPEATED),
         ]
         # the civil affairs names keyed differently are one-source conflicts; a deletion
         # request waits for the authority

@@ -112,12 +112,16 @@ def _entry(session: Session, name: str) -> CatalogEntry:
 ALLOWANCE = 1_500
 #: of which the civil affairs bureau recorded the name differently from the police
 MISRECORDED = 12
+#: rows of the allowance file with a wrong ID check digit, and persons listed twice
+MISTYPED = 6
+REPEATED = 3
 VARIANTS = {"伟": "玮", "芳": "方", "娜": "那", "敏": "民", "静": "净", "丽": "莉", "强": "蔷"}
 
 
 def allowance(rng: random.Random, people: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
     """低保 rows of the civil affairs bureau: persons of the police register, a few of whose
-    names were keyed in differently (so the one-source check finds conflicts)."""
+    names were keyed in differently (so the one-source check finds conflicts), plus a few
+    mistyped ID numbers and repeated persons that the loader rejects (quality measures)."""
     rows = []
     misrecorded = 0
     for i, person in enumerate(rng.sample(people, ALLOWANCE), start=2):
@@ -138,6 +142,13 @@ def allowance(rng: random.Random, people: list[dict[str, Any]]) -> list[tuple[in
                 },
             )
         )
+    # what a real monthly file also holds: ID numbers keyed wrongly, and persons listed twice
+    for _, row in rows[:MISTYPED]:
+        digits = row["id_number"]
+        wrong = digits[:-1] + ("0" if digits[-1] != "0" else "1")
+        rows.append((len(rows) + 2, {**row, "id_number": wrong}))
+    for _, row in rows[MISTYPED : MISTYPED + REPEATED]:
+        rows.append((len(rows) + 2, dict(row)))
     return rows
 
 
