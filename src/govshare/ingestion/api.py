@@ -46,6 +46,10 @@ def push(
         mode=data.mode,
         client_batch_id=data.client_batch_id,
     )
+    if outcome.duplicate:
+        # the same batch pushed twice at once: the other request loaded it first
+        response.status_code = 200
+        return _push_out(db, outcome.batch, duplicate=True)
     response.status_code = 201
     return _push_out(db, outcome.batch, duplicate=False)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,6 +15,8 @@ console = Console()
 err = Console(stderr=True)
 
 MAX_CLI_BYTES = 20 * 1024 * 1024 * 1024  # the CLI streams: only a sanity limit
+#: without a terminal (a log file, a pipe) progress is printed as a line this often
+LOG_EVERY_SECONDS = 1.0
 
 
 def import_file(
@@ -71,18 +74,26 @@ def import_file(
                     )
                 task = progress.add_task(entry.code, total=None, stats="")
 
+                logged = 0.0
+
                 def tick(outcome: Any) -> None:
-                    b = outcome.batch
-                    rate = b.rows_total / max(time.monotonic() - started, 1e-6)
-                    progress.update(
-                        task,
-                        stats=(
-                            f"{b.rows_total:,} 行 · {rate:,.0f} 行/秒"
-                            f" · 错误 {outcome.rejected_rows:,} 行"
-                        ),
+                    nonlocal logged
+                    now = time.monotonic()
+                    rate = outcome.rows_total / max(now - started, 1e-6)
+                    stats = (
+                        f"{outcome.rows_total:,} 行 · {rate:,.0f} 行/秒"
+                        f" · 错误 {outcome.rejected_rows:,} 行"
                     )
+                    progress.update(task, stats=stats)
+                    if not err.is_terminal and now - logged >= LOG_EVERY_SECONDS:
+                        # no live bar in a log file or a pipe: one plain line now and then
+                        logged = now
+                        err.print(f"{entry.code}：已处理 {stats}", highlight=False)
 
                 names = {f: table.header.columns[i] for i, f in table.header.mapping.items()}
+                # the objects alive now (modules, the app) live as long as this command:
+                # keeping them out of the collector's scans saves ~10% of a large import
+                gc.freeze()
                 outcome = service.load_rows(
                     session,
                     actor,
