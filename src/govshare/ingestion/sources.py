@@ -223,6 +223,7 @@ def _build(session: Session) -> ItemIndex:
         .join(CatalogVersion, CatalogVersion.id == CatalogEntry.current_version_id)
         .where(CatalogEntry.status == EntryStatus.PUBLISHED.value)
         .where(CatalogVersion.subject_key_kind.in_(KINDS))
+        .order_by(CatalogEntry.id)  # an item is shown by its name in the earliest entry
     ).all()
     found: dict[ItemKey, list[dict[str, Any]]] = {}
     display: dict[ItemKey, str] = {}
