@@ -75,6 +75,21 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("GOVSHARE_REQUIRE_POSTGRES=1 but GOVSHARE_TEST_POSTGRES_URL unset")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A ``postgresql_only`` test exists only in its PostgreSQL variant (nothing to skip)."""
+    kept, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("backend") if callspec else None
+        if item.get_closest_marker("postgresql_only") and backend == "sqlite":
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: ignore[no-untyped-def]
     """In CI a skipped PostgreSQL run is a failure."""
     if not REQUIRE_PG:

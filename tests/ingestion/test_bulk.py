@@ -105,11 +105,10 @@ def load_twice(
     return entry_id, snapshot(db, entry_id)
 
 
+@pytest.mark.postgresql_only
 def test_copy_writes_what_executemany_writes(
     db: Session, world: CatalogWorld, backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if backend != "postgresql":
-        pytest.skip("COPY is the PostgreSQL path")
     assert bulk.copy_supported(db)
     assert bulk.COPY_MIN_ROWS <= 250  # both batches' chunks take the COPY path
     entry_id, by_copy = load_twice(db, world, monkeypatch, use_copy=True)

@@ -121,11 +121,10 @@ def _waiting_on_a_lock(url: str, database: str) -> bool:
     return bool(n)
 
 
+@pytest.mark.postgresql_only  # SQLite serialises writers: covered by the tests above
 def test_two_connections_racing_on_postgresql(
     fresh_db_url: str, backend: str, tmp_path: Path
 ) -> None:
-    if backend != "postgresql":
-        pytest.skip("SQLite serialises writers: covered by the tests above")
     entry_id, _code, credit = set_up(fresh_db_url, tmp_path / "var")
     engine = make_engine(fresh_db_url)
     with Session(engine) as s:

@@ -539,3 +539,23 @@ def test_stored_conflicts_are_capped_per_pair(
         sorted(p)[1]: ConflictStatus.OPEN,
         sorted(p)[2]: ConflictStatus.OPEN,
     }
+
+
+def test_a_committed_batch_checks_its_entry_at_once(
+    db: Session, world: CatalogWorld, pair: tuple[int, int]
+) -> None:
+    """No button needed: the loader compares what a batch wrote with the source's copy."""
+    police, civil = pair
+    load(db, world.officer, police, {"id_number": person_id(1), "name": "张三", "marital": "已婚"})
+    load(db, world.other_officer, civil, {"sfzh": person_id(1), "xm": "张叁", "hyzk": "已婚"})
+    open_now = db.scalars(
+        select(SourceConflict).where(SourceConflict.status == ConflictStatus.OPEN.value)
+    ).all()
+    assert [(c.item_name, c.source_value, c.other_value) for c in open_now] == [
+        ("姓名", "张三", "张叁")
+    ]
+    # the civil affairs bureau corrects the name: the next batch closes the conflict
+    load(db, world.other_officer, civil, {"sfzh": person_id(1), "xm": "张三", "hyzk": "已婚"})
+    db.refresh(open_now[0])
+    assert open_now[0].status == ConflictStatus.RESOLVED.value
+    assert open_now[0].resolution == sources.NOTE_CONSISTENT

@@ -17,14 +17,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from govshare.catalog.models import CatalogEntry, CatalogVersion
-from govshare.ingestion import records, service, sources
+from govshare.ingestion import records, service
 from govshare.ingestion.models import BatchSource
 from govshare.ingestion.validators import id_check_digit
 from govshare.orgs import service as orgs_service
 from govshare.orgs.codes import credit_code
 from govshare.orgs.models import Department
 from govshare.permissions import Role
-from govshare.principal import Principal
 
 PERSONS = 20_000
 ENTITIES = 5_000
@@ -153,8 +152,8 @@ def allowance(rng: random.Random, people: list[dict[str, Any]]) -> list[tuple[in
 
 
 def load(session: Session, departments: dict[str, Department]) -> int:
-    """Aggregate the demo rows, find the one-source conflicts they contain and file a
-    deletion request for the authority; returns how many rows landed."""
+    """Aggregate the demo rows (the loader finds the one-source conflicts they contain) and
+    file a deletion request for the authority; returns how many rows landed."""
     rng = random.Random(2026)  # noqa: S311 - demo data, not security
     people = [row for _, row in persons(rng, PERSONS)]
     loaded = 0
@@ -172,7 +171,6 @@ def load(session: Session, departments: dict[str, Department]) -> int:
             session, actor, entry, rows, source=BatchSource.PUSH, client_batch_id=f"demo-{dept_key}"
         )
         loaded += outcome.inserted
-    sources.detect(session, Principal.platform("govshare demo"), None)
     police = departments["city_police"]
     officer = orgs_service.department_principal(police, Role.DEPT_OFFICER, "陈海燕")
     entry = records.readable_entry(session, officer, _entry(session, "户籍人口基本信息").id)

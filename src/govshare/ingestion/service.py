@@ -394,6 +394,12 @@ def load_rows(
             "file": file_name[:128],
         },
     )
+    if batch.status == BatchStatus.COMMITTED.value and batch.rows_loaded:
+        # one data item, one source: compare what changed with the other departments'
+        # copies of the same items (seed 004 art. 15); cheap when the entry shares none
+        from govshare.ingestion import sources
+
+        sources.detect(session, Principal.platform("govshare 一数一源核验"), {entry.id})
     return outcome
 
 

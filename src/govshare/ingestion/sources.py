@@ -1209,10 +1209,6 @@ def detect(
     the entries share no item with another department (the item index is cached)."""
     if not _may_detect(session, actor, entry_ids):
         raise PermissionDenied("只有数据主管部门可以运行冲突核验")
-    if session.connection().dialect.name == "postgresql":
-        # two app processes detecting at once would insert the same conflicts: one at a
-        # time (held to the end of the transaction; SQLite serialises writers anyway)
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _DETECT_LOCK})
     index = item_index(session)
     decisions = _decisions(session)
     if entry_ids is None:
@@ -1224,6 +1220,12 @@ def detect(
         pairs = [
             p for p in pairs if p.source.entry_id in entry_ids or p.other.entry_id in entry_ids
         ]
+    if pairs and session.connection().dialect.name == "postgresql":
+        # two app processes detecting at once would insert the same conflicts: one at a
+        # time (held to the end of the transaction; SQLite serialises writers anyway). Taken
+        # only when there is something to compare, so batches of entries that share no
+        # item with another department never wait for each other here.
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _DETECT_LOCK})
     result = DetectionResult()
     now = utcnow()
     compared: set[tuple[int, int, str, str]] = set()
