@@ -77,6 +77,12 @@ def load(
 
 
 @pytest.fixture
+def manual_detection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches do not run the detection: the test counts what explicit runs find."""
+    monkeypatch.setattr(service, "AUTO_DETECT", False)
+
+
+@pytest.fixture
 def pair(db: Session, world: CatalogWorld) -> tuple[int, int]:
     """The police (first published: the default source) and civil affairs entries."""
     police = publish_as(db, world, world.officer, data_items=POLICE_ITEMS)
@@ -248,6 +254,7 @@ def conflicts(db: Session) -> dict[tuple[str, str], SourceConflict]:
     return {(c.item_name, c.key_value): c for c in db.scalars(select(SourceConflict))}
 
 
+@pytest.mark.usefixtures("manual_detection")
 def test_detection_finds_exactly_the_differing_subjects(
     db: Session, world: CatalogWorld, pair: tuple[int, int]
 ) -> None:
@@ -418,6 +425,7 @@ def test_visibility_and_summary(
 # ---------------------------------------------------------------- pages, API, CSV
 
 
+@pytest.mark.usefixtures("manual_detection")
 def test_pages_api_and_csv(
     client: TestClient, db: Session, world: CatalogWorld, pair: tuple[int, int]
 ) -> None:
@@ -514,6 +522,7 @@ def test_pages_api_and_csv(
     assert date.fromisoformat(items[0]["carriers"][0]["first_listed"])
 
 
+@pytest.mark.usefixtures("manual_detection")
 def test_stored_conflicts_are_capped_per_pair(
     db: Session, world: CatalogWorld, pair: tuple[int, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -35,7 +35,7 @@ def import_file(
     """把文件中的数据汇聚到目录资源的数据表：逐行校验，整批一个事务，显示进度。"""
     from govshare.db import unit_of_work
     from govshare.errors import DomainError
-    from govshare.ingestion import readers, service
+    from govshare.ingestion import prefetch, readers, service
     from govshare.ingestion.models import BatchSource
     from govshare.orgs import repository as orgs_repo
     from govshare.orgs import service as orgs_service
@@ -94,18 +94,21 @@ def import_file(
                 # the objects alive now (modules, the app) live as long as this command:
                 # keeping them out of the collector's scans saves ~10% of a large import
                 gc.freeze()
-                outcome = service.load_rows(
-                    session,
-                    actor,
-                    entry,
-                    table,
-                    source=BatchSource.CLI,
-                    mode=batch_mode,
-                    file_name=file.name,
-                    encoding=table.encoding or "",
-                    column_names=names,
-                    progress=tick,
-                )
+                # a second process reads and validates the file while this one writes
+                with prefetch.checked_rows(file, items, max_bytes=MAX_CLI_BYTES) as checked:
+                    outcome = service.load_rows(
+                        session,
+                        actor,
+                        entry,
+                        (),
+                        source=BatchSource.CLI,
+                        mode=batch_mode,
+                        file_name=file.name,
+                        encoding=table.encoding or "",
+                        column_names=names,
+                        progress=tick,
+                        checked=checked,
+                    )
                 tick(outcome)
             batch = outcome.batch
             console.print(f"批次 {batch.id}：{batch.message}")

@@ -32,7 +32,7 @@ the cost of a bulk load); a ``delete`` keeps the row's values in ``_before``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -68,10 +68,13 @@ from govshare.ingestion.models import (
     IngestBatch,
     IngestError,
 )
-from govshare.ingestion.validators import Problem, make_rules, validate_row
+from govshare.ingestion.validators import ItemRule, Problem, make_rules, validate_row
 from govshare.permissions import Perm
 from govshare.principal import Principal
 
+#: compare every committed batch with the sources of its items (tests of the detection
+#: itself switch it off to count what one explicit run finds)
+AUTO_DETECT = True
 CHUNK = 2000
 #: rejected cells kept per batch (the counts stay exact beyond it)
 MAX_STORED_ERRORS = 10_000
@@ -199,6 +202,14 @@ def _start_batch(session: Session, batch: IngestBatch, entry: CatalogEntry) -> I
     return None
 
 
+def _validated(
+    rules: list[ItemRule], rows: Iterable[tuple[int, Mapping[str, Any]]]
+) -> Iterator[tuple[int, dict[str, Any], list[Problem]]]:
+    for row_number, raw in rows:
+        values, problems = validate_row(rules, raw)
+        yield row_number, values, problems
+
+
 def load_rows(
     session: Session,
     actor: Principal,
@@ -213,10 +224,14 @@ def load_rows(
     column_names: Mapping[str, str] | None = None,
     settings: Mapping[str, Mapping[str, Any]] | None = None,
     progress: Callable[[Outcome], Any] | None = None,
+    checked: Iterable[tuple[int, dict[str, Any], list[Problem]]] | None = None,
 ) -> Outcome:
     """Validate and load ``rows`` ((row number, {field: raw value})) as one batch.
 
     ``progress`` is called with the outcome so far after each chunk of rows is written.
+    ``checked`` replaces ``rows`` with rows validated already (row number, converted
+    values, problems), as :mod:`govshare.ingestion.prefetch` reads them in a second
+    process; they must have been validated against this entry's items.
     """
     registry = session.get(DataTable, entry.id)
     version = entry.current_version
@@ -231,6 +246,7 @@ def load_rows(
     for it in version.data_items:
         names.setdefault(it["field"], it["name"])
     rules = make_rules(version.data_items, settings)
+    checked_rows = checked if checked is not None else _validated(rules, rows)
     data, history = tables.tables_for(registry)
     key = registry.key_field
     batch = IngestBatch(
@@ -311,9 +327,8 @@ def load_rows(
     stream_row = writer.stream_row
     with session.no_autoflush:
         try:
-            for row_number, raw in rows:
+            for row_number, values, problems in checked_rows:
                 outcome.rows_total += 1
-                values, problems = validate_row(rules, raw)
                 failed = False
                 if problems:
                     for p in problems:
@@ -394,7 +409,7 @@ def load_rows(
             "file": file_name[:128],
         },
     )
-    if batch.status == BatchStatus.COMMITTED.value and batch.rows_loaded:
+    if AUTO_DETECT and batch.status == BatchStatus.COMMITTED.value and batch.rows_loaded:
         # one data item, one source: compare what changed with the other departments'
         # copies of the same items (seed 004 art. 15); cheap when the entry shares none
         from govshare.ingestion import sources
@@ -442,6 +457,8 @@ class _Writer:
         self._unchanged: Table | None = None
         #: rows inserted by _insert_all whose history rows are still to be written
         self._fresh_pending = 0
+        #: the history of this batch's inserts is written up to this row id
+        self._history_upto = 0
         #: PostgreSQL, first load: the chunk's rows are streamed into an open COPY as they
         #: are validated (inside a savepoint of the chunk), see stream_row
         self._stream: bulk.CopyStream | None = None
@@ -516,6 +533,7 @@ class _Writer:
         """After a rollback of the savepoint: its rows and temporary table went with it."""
         self._unchanged = None
         self._fresh_pending = 0
+        self._history_upto = 0
 
     def close(self) -> None:
         """At the end of the batch (before the savepoint of all-or-nothing is released)."""
@@ -582,12 +600,15 @@ class _Writer:
                     self.outcome.duplicate_rows += 1
         self.outcome.inserted += inserted
         self._fresh_pending += inserted
+        self._write_fresh_history()
 
     def _write_fresh_history(self) -> None:
         """The insert history rows of the rows inserted by :meth:`_insert_all`: while the
         batch inserts into a table that was empty, every row carrying its id is one of
-        them, so the database writes them in one ``INSERT ... SELECT`` (the values the
-        Python path writes: the key as text, JSON null before and after)."""
+        them, so the database writes them with ``INSERT ... SELECT`` (the values the
+        Python path writes: the key as text, JSON null before and after), from the rows
+        after those it wrote the history of last time. On SQLite that is after every
+        chunk, while the reading process prepares the next one."""
         if not self._fresh_pending:
             return
         data, history = self.data, self.history
@@ -604,11 +625,13 @@ class _Writer:
                 bindparam("before", None, type_=json_null),
                 bindparam("after", None, type_=json_null),
             )
-            .where(data.c._batch_id == self.batch_id)
-            .order_by(data.c[self.key]),
+            .where(data.c._batch_id == self.batch_id, data.c._id > self._history_upto)
+            .order_by(data.c._id),
         )
         self.session.execute(stmt)
         self._fresh_pending = 0
+        # the table was empty and this batch is its only writer: its newest id is ours
+        self._history_upto = self.session.scalar(select(func.max(data.c._id))) or 0
 
     def write(self, chunk: list[tuple[int, dict[str, Any]]]) -> None:
         session, key, batch_id, now = self.session, self.key, self.batch_id, self.now
