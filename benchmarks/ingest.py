@@ -9,13 +9,15 @@ security bureau and a published person entry) and drops at the end, times in the
 
   import  the real command, as a subprocess: ``govshare import CODE FILE --department CODE``
           (stream the file, validate every cell, load it as one batch with its history and
-          audit record, one transaction); its peak RSS is taken from ``wait4``;
+          audit record, one transaction); its peak memory is the larger of its peak RSS
+          (``wait4``) and the peak PSS of it and its file-reading child process together,
+          sampled from /proc every 0.2 s;
   raw     the peer: the same CSV read with the ``csv`` module and the same rows inserted
           with a bare DB-API ``executemany`` (2,000 rows a call, one transaction, no ORM, no
           validation, no history) into an empty copy of the same data table (same columns,
           same unique key index) in the same database.
 
-Prints rows, seconds and rows/s for both, the ratio import/raw and the import's peak RSS,
+Prints rows, seconds and rows/s for both, the ratio import/raw and the import's peak memory,
 with PASS/FAIL against the bars; exits non-zero when a bar is missed.
 
     python benchmarks/ingest.py                       # 1,000,000 rows, SQLite (+ PostgreSQL
@@ -33,6 +35,7 @@ import random
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -284,8 +287,11 @@ def run_import(url: str, var_dir: Path, world: World, csv_path: Path) -> Run:
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err)
+        sampler = PssSampler(proc.pid)
+        sampler.start()
         _pid, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - t0
+        sampler.stop()
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
@@ -293,8 +299,49 @@ def run_import(url: str, var_dir: Path, world: World, csv_path: Path) -> Run:
     if proc.returncode != 0:
         raise SystemExit(f"govshare import failed ({proc.returncode}):\n{stdout}\n{stderr}")
     print(f"  import: {stdout.strip().splitlines()[0]}")
-    # ru_maxrss is in KiB on Linux
-    return Run(seconds=seconds, rows=0, peak_rss_mb=usage.ru_maxrss / 1024)
+    # ru_maxrss is in KiB on Linux; the import reads the file in a second process: the bar
+    # is checked against the larger of the peak RSS and the peak PSS of both processes
+    # together (PSS shares the pages they have in common between them, RSS counts them twice)
+    return Run(
+        seconds=seconds,
+        rows=0,
+        peak_rss_mb=max(usage.ru_maxrss / 1024, sampler.peak_kb / 1024),
+    )
+
+
+class PssSampler(threading.Thread):
+    """Samples the proportional set size of a process and its children (Linux /proc)."""
+
+    def __init__(self, pid: int, every: float = 0.2) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.every, self.peak_kb = pid, every, 0
+        self._done = threading.Event()
+
+    @staticmethod
+    def _pss_kb(pid: int) -> int:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
+
+    def _tree(self) -> list[int]:
+        try:
+            with open(f"/proc/{self.pid}/task/{self.pid}/children") as f:
+                return [self.pid, *map(int, f.read().split())]
+        except OSError:
+            return [self.pid]
+
+    def run(self) -> None:
+        while not self._done.wait(self.every):
+            self.peak_kb = max(self.peak_kb, sum(self._pss_kb(p) for p in self._tree()))
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
 
 
 def raw_copy_of(url: str, entry_id: int) -> tuple[Table, list[str]]:
@@ -403,7 +450,7 @@ def bench(label: str, url: str, csv_path: Path, n: int, work: Path) -> bool:
         print(f"  ERROR: data {data_rows}, history {history_rows}, raw {raw_rows}, expected {n}")
     ratio = imp.seconds / raw.seconds
     print()
-    print(f"  {'':8}{'rows':>12}{'seconds':>10}{'rows/s':>12}{'peak RSS':>12}")
+    print(f"  {'':8}{'rows':>12}{'seconds':>10}{'rows/s':>12}{'peak mem':>12}")
     print(
         f"  {'import':8}{n:>12,}{imp.seconds:>10.1f}{n / imp.seconds:>12,.0f}"
         f"{imp.peak_rss_mb:>9.0f} MB"
@@ -413,7 +460,7 @@ def bench(label: str, url: str, csv_path: Path, n: int, work: Path) -> bool:
     rss_ok = imp.peak_rss_mb < MAX_RSS_MB
     print(
         f"  ratio import/raw: {ratio:.2f}x (bar {MAX_RATIO:g}x: {'PASS' if ratio_ok else 'FAIL'});"
-        f" peak RSS {imp.peak_rss_mb:.0f} MB (bar {MAX_RSS_MB:.0f} MB: "
+        f" peak memory {imp.peak_rss_mb:.0f} MB (bar {MAX_RSS_MB:.0f} MB: "
         f"{'PASS' if rss_ok else 'FAIL'})"
     )
     return ok_rows and ratio_ok and rss_ok

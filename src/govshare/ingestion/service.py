@@ -457,8 +457,6 @@ class _Writer:
         self._unchanged: Table | None = None
         #: rows inserted by _insert_all whose history rows are still to be written
         self._fresh_pending = 0
-        #: the history of this batch's inserts is written up to this row id
-        self._history_upto = 0
         #: PostgreSQL, first load: the chunk's rows are streamed into an open COPY as they
         #: are validated (inside a savepoint of the chunk), see stream_row
         self._stream: bulk.CopyStream | None = None
@@ -533,7 +531,6 @@ class _Writer:
         """After a rollback of the savepoint: its rows and temporary table went with it."""
         self._unchanged = None
         self._fresh_pending = 0
-        self._history_upto = 0
 
     def close(self) -> None:
         """At the end of the batch (before the savepoint of all-or-nothing is released)."""
@@ -600,15 +597,14 @@ class _Writer:
                     self.outcome.duplicate_rows += 1
         self.outcome.inserted += inserted
         self._fresh_pending += inserted
-        self._write_fresh_history()
 
     def _write_fresh_history(self) -> None:
         """The insert history rows of the rows inserted by :meth:`_insert_all`: while the
         batch inserts into a table that was empty, every row carrying its id is one of
-        them, so the database writes them with ``INSERT ... SELECT`` (the values the
-        Python path writes: the key as text, JSON null before and after), from the rows
-        after those it wrote the history of last time. On SQLite that is after every
-        chunk, while the reading process prepares the next one."""
+        them, so the database writes them in one ``INSERT ... SELECT`` (the values the
+        Python path writes: the key as text, JSON null before and after), ordered by key
+        so that the history's index is filled in order (written chunk by chunk instead,
+        the import took a quarter longer on SQLite)."""
         if not self._fresh_pending:
             return
         data, history = self.data, self.history
@@ -625,13 +621,11 @@ class _Writer:
                 bindparam("before", None, type_=json_null),
                 bindparam("after", None, type_=json_null),
             )
-            .where(data.c._batch_id == self.batch_id, data.c._id > self._history_upto)
-            .order_by(data.c._id),
+            .where(data.c._batch_id == self.batch_id)
+            .order_by(data.c[self.key]),
         )
         self.session.execute(stmt)
         self._fresh_pending = 0
-        # the table was empty and this batch is its only writer: its newest id is ours
-        self._history_upto = self.session.scalar(select(func.max(data.c._id))) or 0
 
     def write(self, chunk: list[tuple[int, dict[str, Any]]]) -> None:
         session, key, batch_id, now = self.session, self.key, self.batch_id, self.now
