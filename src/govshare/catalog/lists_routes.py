@@ -11,7 +11,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -24,12 +24,12 @@ from govshare.catalog.models import (
 )
 from govshare.db import china_today
 from govshare.deps import DbSession, require
-from govshare.errors import DomainError, ValidationFailed
+from govshare.errors import DomainError
 from govshare.orgs import repository as orgs_repo
 from govshare.orgs.models import Department
 from govshare.permissions import Perm
 from govshare.principal import Principal
-from govshare.web import FormDict, optional_int, pydantic_message, redirect, render
+from govshare.web import FormDict, optional_int, parse_labeled, redirect, render
 
 api_router = APIRouter(tags=["catalog"])
 page_router = APIRouter()
@@ -60,21 +60,8 @@ MultiForm = Annotated[dict[str, list[str]], Depends(_multi_form)]
 
 
 def parse(model: type[M], data: dict[str, Any]) -> M:
-    """An input model from form fields (blank fields count as absent), with error messages
-    that name this module's fields in Chinese."""
-    cleaned = {k: v for k, v in data.items() if k != "csrf_token" and v not in ("", [])}
-    try:
-        return model.model_validate(cleaned)
-    except ValidationError as exc:
-        message, field = pydantic_message(exc)
-        parts = message.split("；")
-        for i, err in enumerate(exc.errors()):
-            top = str(err["loc"][0]) if err["loc"] else ""
-            if i < len(parts) and top in lists.FIELD_LABELS:
-                _old, _sep, text = parts[i].partition("：")
-                parts[i] = f"{lists.FIELD_LABELS[top]}：{text}"
-        top_field = field.split(".")[0] if field else None
-        raise ValidationFailed("；".join(parts), field=top_field) from None
+    """An input model from form fields, with this module's fields named in Chinese."""
+    return parse_labeled(model, data, lists.FIELD_LABELS)
 
 
 def _error_ctx(exc: DomainError, form: dict[str, str]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -20,13 +20,13 @@ from govshare.catalog import lists
 from govshare.catalog.models import CatalogEntry
 from govshare.db import china_today
 from govshare.deps import DbSession, require
-from govshare.errors import DomainError, NotFound, ValidationFailed
+from govshare.errors import DomainError, NotFound
 from govshare.ingestion import sources
 from govshare.ingestion.source_models import ConflictStatus, ItemSource
 from govshare.orgs.models import Department
 from govshare.permissions import Perm
 from govshare.principal import Principal
-from govshare.web import FormDict, optional_int, pydantic_message, redirect, render
+from govshare.web import FormDict, optional_int, parse_labeled, redirect, render
 
 api_router = APIRouter(tags=["ingestion"])
 page_router = APIRouter()
@@ -39,22 +39,8 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def parse(model: type[M], data: dict[str, Any]) -> M:
-    """An input model from form fields (blank fields count as absent), with Chinese field
-    names in the error message."""
-    cleaned = {k: v for k, v in data.items() if k != "csrf_token" and v not in ("", [])}
-    try:
-        return model.model_validate(cleaned)
-    except ValidationError as exc:
-        message, field = pydantic_message(exc)
-        parts = message.split("；")
-        for i, err in enumerate(exc.errors()):
-            top = str(err["loc"][0]) if err["loc"] else ""
-            if i < len(parts) and top in sources.FIELD_LABELS:
-                _old, _sep, text = parts[i].partition("：")
-                parts[i] = f"{sources.FIELD_LABELS[top]}：{text}"
-        raise ValidationFailed(
-            "；".join(parts), field=field.split(".")[0] if field else None
-        ) from None
+    """An input model from form fields, with this module's fields named in Chinese."""
+    return parse_labeled(model, data, sources.FIELD_LABELS)
 
 
 def _designation_out(row: ItemSource | None, data: sources.DesignateIn) -> sources.DesignationOut:

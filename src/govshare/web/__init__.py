@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -262,6 +263,24 @@ def parse_form(model: type[M], data: dict[str, Any]) -> M:
     except ValidationError as exc:
         message, field = pydantic_message(exc)
         raise ValidationFailed(message, field=field) from None
+
+
+def parse_labeled(model: type[M], data: dict[str, Any], labels: Mapping[str, str]) -> M:
+    """Build an input model from form fields (blank fields and empty lists count as
+    absent); the error message names the fields with ``labels`` (field -> Chinese name)."""
+    cleaned = {k: v for k, v in data.items() if k != "csrf_token" and v not in ("", [])}
+    try:
+        return model.model_validate(cleaned)
+    except ValidationError as exc:
+        message, field = pydantic_message(exc)
+        parts = message.split("；")
+        for i, err in enumerate(exc.errors()):
+            top = str(err["loc"][0]) if err["loc"] else ""
+            if i < len(parts) and top in labels:
+                _old, _sep, text = parts[i].partition("：")
+                parts[i] = f"{labels[top]}：{text}"
+        top_field = field.split(".")[0] if field else None
+        raise ValidationFailed("；".join(parts), field=top_field) from None
 
 
 async def _form_data(request: Request) -> dict[str, str]:
