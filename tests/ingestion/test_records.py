@@ -154,6 +154,13 @@ def test_deletion_needs_the_authoritys_approval_and_leaves_a_tombstone(
         select(AuditEntry.action).where(AuditEntry.action.like("ingestion:deletion:%"))
     ).all()
     assert sorted(audit) == ["ingestion:deletion:approve", "ingestion:deletion:request"]
+    # the department's system sends the person again later: the record lives again, and
+    # its history shows the deletion and the return
+    load(db, world, entry.id, rows({"id_number": key, "name": "李四", "address": "城关镇二号"}))
+    db.commit()
+    back = records.record(db, world.officer, entry, key)
+    assert not back.deleted
+    assert [c.operation for c in back.changes] == ["update", "delete", "insert"]
 
 
 def test_deletion_requests_are_checked(db: Session, world: CatalogWorld) -> None:
