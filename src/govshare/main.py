@@ -142,6 +142,8 @@ def create_app() -> FastAPI:
     from govshare.ingestion import records_routes as ingestion_records
     from govshare.ingestion import sources_routes as ingestion_sources
     from govshare.ingestion import views as ingestion_views
+    from govshare.notifications import api as notifications_api
+    from govshare.notifications import views as notifications_views
     from govshare.orgs import api as orgs_api
     from govshare.orgs import views as orgs_views
     from govshare.rules import api as rules_api
@@ -160,6 +162,7 @@ def create_app() -> FastAPI:
         ingestion_records.api_router,
         ingestion_quality.api_router,
         ingestion_sources.api_router,
+        notifications_api.router,
     ):
         app.include_router(router, prefix="/api/v1")
     for router in (
@@ -175,6 +178,7 @@ def create_app() -> FastAPI:
         ingestion_records.page_router,
         ingestion_quality.page_router,
         ingestion_sources.page_router,
+        notifications_views.router,
     ):
         app.include_router(router, include_in_schema=False)
 

@@ -5,6 +5,7 @@ from govshare.catalog import models as catalog_models
 from govshare.db import Base
 from govshare.ingestion import models as ingestion_models
 from govshare.ingestion import source_models as ingestion_source_models
+from govshare.notifications import models as notifications_models
 from govshare.orgs import models as orgs_models
 from govshare.rules import models as rules_models
 
@@ -14,6 +15,7 @@ __all__ = [
     "catalog_models",
     "ingestion_models",
     "ingestion_source_models",
+    "notifications_models",
     "orgs_models",
     "rules_models",
 ]

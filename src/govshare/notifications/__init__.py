@@ -1,0 +1,1 @@
+"""Notifications: each user's inbox (站内通知)."""

@@ -1,0 +1,3 @@
+"""Tables of the notifications inbox."""
+
+from __future__ import annotations
