@@ -8,6 +8,7 @@ from govshare.ingestion import source_models as ingestion_source_models
 from govshare.notifications import models as notifications_models
 from govshare.orgs import models as orgs_models
 from govshare.rules import models as rules_models
+from govshare.sharing import models as sharing_models
 
 __all__ = [
     "Base",
@@ -18,4 +19,5 @@ __all__ = [
     "notifications_models",
     "orgs_models",
     "rules_models",
+    "sharing_models",
 ]

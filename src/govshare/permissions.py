@@ -71,6 +71,12 @@ class Perm(StrEnum):
     QUALITY_READ = "ingestion:quality:read"
     SOURCE_READ = "ingestion:source:read"
     SOURCE_MANAGE = "ingestion:source:manage"
+    SHARE_READ = "sharing:application:read"
+    SHARE_APPLY = "sharing:application:apply"
+    SHARE_REVIEW = "sharing:application:review"
+    #: the data authority: compliance checks, and decisions where its rulebook makes it
+    #: the reviewer (seed 003 art. 12)
+    SHARE_CHECK = "sharing:application:check"
     AUDIT_READ = "audit:log:read"
     AUDIT_VERIFY = "audit:log:verify"
     AUDIT_PURGE = "audit:log:purge"
@@ -105,9 +111,11 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
             Perm.INGEST_PUSH,
             Perm.RECORD_READ,
             Perm.RECORD_DELETE_REQUEST,
+            Perm.SHARE_READ,
+            Perm.SHARE_APPLY,
         }
     ),
-    Role.DEPT_REVIEWER: frozenset(_STAFF_BASE),
+    Role.DEPT_REVIEWER: frozenset(_STAFF_BASE | {Perm.SHARE_READ, Perm.SHARE_REVIEW}),
     Role.DEPT_HEAD: frozenset(
         _STAFF_BASE
         | {
@@ -121,6 +129,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
             Perm.INGEST_UPLOAD,
             Perm.RECORD_READ,
             Perm.RECORD_DELETE_REQUEST,
+            Perm.SHARE_READ,
+            Perm.SHARE_APPLY,
+            Perm.SHARE_REVIEW,
         }
     ),
     Role.OPERATOR: frozenset(

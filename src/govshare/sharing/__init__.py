@@ -1,0 +1,1 @@
+"""Sharing (共享): requests, applications, deadlines, decisions and grants."""
