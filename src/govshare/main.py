@@ -148,6 +148,8 @@ def create_app() -> FastAPI:
     from govshare.orgs import views as orgs_views
     from govshare.rules import api as rules_api
     from govshare.rules import views as rules_views
+    from govshare.sharing import api as sharing_api
+    from govshare.sharing import views as sharing_views
     from govshare.web import views as web_views
 
     for router in (
@@ -163,6 +165,7 @@ def create_app() -> FastAPI:
         ingestion_quality.api_router,
         ingestion_sources.api_router,
         notifications_api.router,
+        sharing_api.router,
     ):
         app.include_router(router, prefix="/api/v1")
     for router in (
@@ -179,6 +182,7 @@ def create_app() -> FastAPI:
         ingestion_quality.page_router,
         ingestion_sources.page_router,
         notifications_views.router,
+        sharing_views.router,
     ):
         app.include_router(router, include_in_schema=False)
 

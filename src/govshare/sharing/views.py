@@ -1,0 +1,7 @@
+"""Sharing routes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
