@@ -20,6 +20,7 @@ from govshare.ingestion.models import DeletionRequest, IngestBatch
 from govshare.ingestion.source_models import SourceConflict
 from govshare.orgs.models import ContactFiling, Department, User
 from govshare.rules.models import CalendarYear
+from govshare.sharing.models import Grant, ShareApplication
 from tests.conftest import run_cli
 
 
@@ -83,6 +84,18 @@ def test_demo_is_complete_and_idempotent(fresh_db_url: str, tmp_path: Path) -> N
         # request waits for the authority
         assert s.scalar(select(func.count(SourceConflict.id))) == ingestion_demo.MISRECORDED
         assert s.scalar(select(func.count(DeletionRequest.id))) == 1
+        # sharing applications in every state the demo's rulebooks produce, two grants
+        statuses = sorted(s.scalars(select(ShareApplication.status)))
+        assert statuses == [
+            "approved",
+            "approved",
+            "pending_review",
+            "pending_review",
+            "rejected",
+            "supplement_requested",
+            "withdrawn",
+        ]
+        assert s.scalar(select(func.count(Grant.id))) == 2
         assert audit_service.verify(s).ok
         assert s.scalar(select(func.count(AuditEntry.seq))) > 50
     engine.dispose()

@@ -17,6 +17,7 @@ from govshare.orgs.codes import credit_code
 from govshare.orgs.models import Duty, Level
 from govshare.permissions import Role
 from govshare.principal import Principal
+from govshare.sharing import demo as sharing_demo
 
 DEMO_PASSWORD = "Demo-2026!gov"  # noqa: S105 - printed by `govshare demo`, demo data only
 
@@ -232,6 +233,7 @@ def load(session: Session) -> DemoResult:
         user.must_change_password = False  # demo accounts log straight in
     published = catalog_demo.load(session, departments)
     rows = ingestion_demo.load(session, departments)
+    sharing_demo.load(session, departments)
     issued = orgs_service.create_credential(
         session,
         actor,
