@@ -99,6 +99,9 @@ def get_principal(
         user = orgs_service.user_for_session_token(db, token) if token else None
         principal = orgs_service.principal_for_user(user, ip) if user else Principal.anonymous(ip)
     request.state.principal = principal
+    # pages render with the request's own session (the unread count of the inbox badge):
+    # on SQLite a second session would wait for this one's write lock
+    request.state.db = db
     return principal
 
 

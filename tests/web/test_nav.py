@@ -19,6 +19,7 @@ LISTS = ["目录变更", "需求清单", "供需对接清单", "责任清单"]
 ORGS = ["行政区划", "部门与联系人"]
 INGEST = ["上传数据", "汇聚记录", "数据查询", "删除申请", "数据质量", "一数一源"]
 QUALITY = ["数据质量", "一数一源"]
+SHARING = ["共享申请", "共享审核", "共享授权"]
 RULES = ["共享规则", "工作日历"]
 
 
@@ -30,6 +31,7 @@ def test_navigation_per_role() -> None:
         "目录审核",
         *LISTS,
         *INGEST,
+        *SHARING,
         *ORGS,
         "用户与角色",
         "应用凭证",
@@ -53,16 +55,27 @@ def test_navigation_per_role() -> None:
         "本部门目录",
         *LISTS,
         *INGEST,
+        "共享申请",
+        "共享授权",
         *ORGS,
         *RULES,
     ]
-    assert labels(Role.DEPT_REVIEWER) == ["工作台", "目录检索", *LISTS, *QUALITY, *ORGS, *RULES]
+    assert labels(Role.DEPT_REVIEWER) == [
+        "工作台",
+        "目录检索",
+        *LISTS,
+        *QUALITY,
+        *SHARING,
+        *ORGS,
+        *RULES,
+    ]
     assert labels(Role.DEPT_HEAD) == [
         "工作台",
         "目录检索",
         "本部门目录",
         *LISTS,
         *INGEST,
+        *SHARING,
         *ORGS,
         "应用凭证",
         *RULES,
@@ -76,6 +89,7 @@ def test_items_are_grouped_into_menus() -> None:
         ("", ["工作台"]),
         ("数据目录", ["目录检索", "本部门目录", *LISTS]),
         ("数据汇聚", INGEST),
+        ("数据共享", ["共享申请", "共享授权"]),
         ("组织机构", ORGS),
         ("规则与日历", RULES),
     ]

@@ -29,6 +29,8 @@ TEMPLATE_DIRS = [
     PACKAGE / "audit" / "templates",
     PACKAGE / "catalog" / "templates",
     PACKAGE / "ingestion" / "templates",
+    PACKAGE / "notifications" / "templates",
+    PACKAGE / "sharing" / "templates",
 ]
 STATIC_DIR = PACKAGE / "web" / "static"
 FLASH_COOKIE = "govshare_flash"
@@ -97,6 +99,9 @@ NAV: list[NavItem] = [
     ),
     NavItem("数据质量", "/ingestion/quality", Perm.QUALITY_READ, "ingestion_quality", "数据汇聚"),
     NavItem("一数一源", "/ingestion/sources", Perm.SOURCE_READ, "ingestion_sources", "数据汇聚"),
+    NavItem("共享申请", "/sharing/applications", Perm.SHARE_READ, "sharing_apps", "数据共享"),
+    NavItem("共享审核", "/sharing/review", Perm.SHARE_REVIEW, "sharing_review", "数据共享"),
+    NavItem("共享授权", "/sharing/grants", Perm.SHARE_READ, "sharing_grants", "数据共享"),
     NavItem("行政区划", "/orgs/jurisdictions", Perm.JURISDICTION_READ, "jurisdictions", "组织机构"),
     NavItem("部门与联系人", "/orgs/departments", Perm.DEPARTMENT_READ, "departments", "组织机构"),
     NavItem("用户与角色", "/orgs/users", Perm.USER_READ, "users", "组织机构"),
@@ -160,6 +165,14 @@ def render(
         "Perm": Perm,
         "Role": Role,
     }
+    # the unread badge in the top bar: one COUNT query on the request's own session, when
+    # the request left it on ``request.state`` and its transaction is still open
+    db = getattr(request.state, "db", None)
+    user_id = principal.id if principal.kind == "user" else None
+    if user_id is not None and db is not None and db.in_transaction():
+        from govshare.notifications.service import unread_count
+
+        ctx["unread_notifications"] = unread_count(db, user_id)
     ctx.update(context or {})
     _CSRF_TOKEN.set(ctx["csrf_token"])
     response = templates.TemplateResponse(request, template, ctx, status_code=status_code)
