@@ -12,6 +12,7 @@ from rich.table import Table
 from govshare.audit.cli import audit_app
 from govshare.ingestion.cli import import_file
 from govshare.rules.cli import calendar_app, rulebook_app
+from govshare.sharing.cli import sharing_app
 
 app = typer.Typer(
     help="govshare 政务数据共享交换平台", no_args_is_help=True, pretty_exceptions_enable=False
@@ -23,6 +24,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(calendar_app, name="calendar")
 app.add_typer(rulebook_app, name="rulebook")
 app.add_typer(audit_app, name="audit")
+app.add_typer(sharing_app, name="sharing")
 app.command("import")(import_file)
 
 console = Console()

@@ -130,6 +130,9 @@ class SharingRules(_Strict):
     #: who coordinates a dispute first, then who decides
     dispute_coordinator: Choice
     dispute_final: Choice
+    #: the authority's period for coordinating a dispute (none of the seeds sets one; the
+    #: national book carries a platform default)
+    dispute_coordination: Deadline | None = None
     agreement_sharing: Choice | None = None
     prefer_query_over_batch: Choice | None = None
 

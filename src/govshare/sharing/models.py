@@ -172,6 +172,133 @@ class Grant(Base):
     status_reason: Mapped[str] = mapped_column(Text, default="")
     status_changed_at: Mapped[datetime | None]
     status_changed_by: Mapped[str | None] = mapped_column(String(128))
+    #: set when the grant was ordered in a dispute, or produced by a filed agreement
+    dispute_id: Mapped[int | None] = mapped_column(ForeignKey("share_disputes.id"), index=True)
+    agreement_id: Mapped[int | None] = mapped_column(ForeignKey("share_agreements.id"), unique=True)
 
     def in_force(self, today: date) -> bool:
         return self.status == GrantStatus.ACTIVE.value and self.starts_on <= today <= self.ends_on
+
+
+# ---------------------------------------------------------------- disputes (争议)
+
+
+class DisputeStatus(StrEnum):
+    """A sharing dispute: the data authority coordinates, and what it cannot settle goes to
+    the government at the same level (seed 000 art. 20, seed 003 art. 40, seed 004 art.
+    16)."""
+
+    OPEN = "open"
+    COORDINATING = "coordinating"
+    RESOLVED_GRANTED = "resolved_granted"
+    RESOLVED_UPHELD = "resolved_upheld"
+    ESCALATED = "escalated"
+    DECIDED_BY_GOVERNMENT = "decided_by_government"
+
+    @property
+    def label(self) -> str:
+        return {
+            "open": "待协调",
+            "coordinating": "协调中",
+            "resolved_granted": "协调解决：决定共享",
+            "resolved_upheld": "协调解决：维持不共享",
+            "escalated": "已报本级人民政府",
+            "decided_by_government": "本级人民政府已决定",
+        }[self.value]
+
+    @property
+    def is_open(self) -> bool:
+        """Still to be settled (at most one such dispute per application)."""
+        return self in (DisputeStatus.OPEN, DisputeStatus.COORDINATING, DisputeStatus.ESCALATED)
+
+
+class ShareDispute(Base):
+    """A consumer's dispute over a rejected or unanswered application."""
+
+    __tablename__ = "share_disputes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("share_applications.id"), index=True)
+    #: the application's id while the dispute is unsettled, else NULL: the database holds
+    #: at most one unsettled dispute per application
+    open_application_id: Mapped[int | None] = mapped_column(unique=True)
+    consumer_department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"), index=True)
+    provider_department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"), index=True)
+    status: Mapped[str] = mapped_column(String(32))
+    #: why it was raised: ``rejected`` or ``overdue`` (no reply within the deadline)
+    grounds: Mapped[str] = mapped_column(String(16))
+    consumer_statement: Mapped[str] = mapped_column(Text)
+    provider_statement: Mapped[str] = mapped_column(Text, default="")
+    coordination_record: Mapped[str] = mapped_column(Text, default="")
+    #: granted, upheld or escalated
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    escalation_record: Mapped[str] = mapped_column(Text, default="")
+    government_decision: Mapped[str] = mapped_column(Text, default="")
+    #: granted or upheld
+    government_outcome: Mapped[str | None] = mapped_column(String(16))
+    #: the coordination clock (working days on the provider's calendar)
+    clock_from: Mapped[date | None]
+    clock_days: Mapped[int] = mapped_column(Integer, default=0)
+    due: Mapped[date | None]
+    due_provisional: Mapped[bool] = mapped_column(Boolean, default=False)
+    history: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None]
+    closed_by: Mapped[str | None] = mapped_column(String(128))
+
+
+# ---------------------------------------------------------------- agreements (协议共享)
+
+
+class AgreementStatus(StrEnum):
+    DRAFT = "draft"
+    FILED = "filed"  # filed with the authority (备案), term not begun
+    ACTIVE = "active"
+    ENDED = "ended"  # the term is over
+    TERMINATED = "terminated"
+
+    @property
+    def label(self) -> str:
+        return {
+            "draft": "待签署备案",
+            "filed": "已备案（未到期限）",
+            "active": "履行中",
+            "ended": "已到期",
+            "terminated": "已终止",
+        }[self.value]
+
+
+class ShareAgreement(Base):
+    """A long-term sharing agreement between two departments for specific data, filed with
+    the data authority (协议共享, seed 004 art. 16(3)); filing produces its grant."""
+
+    __tablename__ = "share_agreements"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16))
+    consumer_department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"), index=True)
+    consumer_system: Mapped[str] = mapped_column(String(128), default="")
+    provider_department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"), index=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("catalog_entries.id"), index=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("catalog_versions.id"))
+    items: Mapped[list[str]] = mapped_column(JSON)
+    methods: Mapped[list[str]] = mapped_column(JSON)
+    purpose: Mapped[str] = mapped_column(Text)
+    scenario: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    starts_on: Mapped[date]
+    ends_on: Mapped[date]
+    consumer_signed_by: Mapped[str | None] = mapped_column(String(128))
+    consumer_signed_at: Mapped[datetime | None]
+    provider_signed_by: Mapped[str | None] = mapped_column(String(128))
+    provider_signed_at: Mapped[datetime | None]
+    filed_by: Mapped[str | None] = mapped_column(String(128))
+    filed_at: Mapped[datetime | None]
+    status_reason: Mapped[str] = mapped_column(Text, default="")
+    history: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -44,6 +44,7 @@ from govshare.principal import Principal
 from govshare.rules import service as rules_service
 from govshare.rules.rulebook import SharingRules
 from govshare.rules.workdays import WorkdayCalendar
+from govshare.sharing import notices
 from govshare.sharing.models import (
     ApplicationEvent,
     ApplicationKind,
@@ -70,6 +71,11 @@ TRANSITIONS: dict[str, tuple[frozenset[ApplicationStatus], ApplicationStatus | N
         frozenset({S.COMPLIANCE_CHECK, S.PENDING_REVIEW, S.SUPPLEMENT_REQUESTED}),
         S.WITHDRAWN,
     ),
+    # the authority's coordination of a dispute (or the government) decides to share
+    "order_by_dispute": (
+        frozenset({S.COMPLIANCE_CHECK, S.PENDING_REVIEW, S.SUPPLEMENT_REQUESTED}),
+        S.APPROVED,
+    ),
 }
 
 ACTION_LABELS = {
@@ -81,6 +87,7 @@ ACTION_LABELS = {
     "approve": "同意共享",
     "reject": "不同意共享",
     "withdraw": "撤回",
+    "order_by_dispute": "依争议协调决定共享",
 }
 
 
@@ -205,6 +212,7 @@ def _record(
         app.id,
         {"from": current.value if current else None, "to": to.value, "note": note[:200]} | extra,
     )
+    notices.after(session, app, action)
 
 
 # ---------------------------------------------------------------- filing
