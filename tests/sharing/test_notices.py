@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -11,6 +12,7 @@ from govshare.notifications.models import Notification
 from govshare.sharing import notices
 from govshare.sharing import service as sharing
 from tests.catalog.conftest import CatalogWorld, publish
+from tests.conftest import run_cli
 from tests.sharing.test_applications import FILED, application, use_rulebook
 
 
@@ -78,3 +80,19 @@ def test_reminders_two_working_days_before_and_after_the_due_date(
     assert notices.remind(db, date(2026, 10, 21)) == 3
     assert notices.remind(db, date(2026, 10, 22)) == 0
     assert inbox(db, world.other_officer.id)[-1] == "共享申请已逾期：户籍人口基本信息"
+
+
+def test_the_daily_command(tmp_path: Path) -> None:
+    """``govshare sharing remind`` on a demo database: the overdue demo application is
+    reported once, whatever how often the job runs."""
+    url = f"sqlite:///{tmp_path / 'g.db'}"
+    env = {"GOVSHARE_VAR_DIR": str(tmp_path / "var")}
+    assert run_cli("demo", "--no-serve", url=url, env=env).returncode == 0
+    first = run_cli("sharing", "remind", url=url, env=env)
+    assert first.returncode == 0, first.stderr
+    sent = int(first.stdout.split("发出提醒 ")[1].split(" 条")[0])
+    assert sent > 0
+    again = run_cli("sharing", "remind", url=url, env=env)
+    assert "发出提醒 0 条" in again.stdout
+    bad = run_cli("sharing", "remind", "--date", "2026-13-01", url=url, env=env)
+    assert bad.returncode != 0

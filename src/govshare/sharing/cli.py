@@ -16,12 +16,13 @@ console = Console()
 def remind(
     on: Annotated[str, typer.Option("--date", help="按哪一天计算（YYYY-MM-DD，默认今天）")] = "",
 ) -> None:
-    """提醒即将到期（提前 2 个工作日）和已逾期的共享申请。
+    """每日任务：提醒即将到期（提前 2 个工作日）和已逾期的共享申请，并按期限更新共享协议的状态。
 
     每天运行一次（如 cron），重复运行不会重复提醒。
     """
     from govshare.db import china_today, unit_of_work
-    from govshare.sharing import notices
+    from govshare.principal import Principal
+    from govshare.sharing import agreements, notices
 
     try:
         today = date.fromisoformat(on) if on else china_today()
@@ -29,4 +30,7 @@ def remind(
         raise typer.BadParameter("日期格式应为 YYYY-MM-DD", param_hint="--date") from None
     with unit_of_work() as session:
         sent = notices.remind(session, today)
-    console.print(f"{today.isoformat()}：发出提醒 {sent} 条")
+        changed = agreements.refresh_all(
+            session, Principal.platform("govshare sharing remind"), today=today
+        )
+    console.print(f"{today.isoformat()}：发出提醒 {sent} 条，更新共享协议状态 {changed} 件")
