@@ -99,7 +99,9 @@ NAV: list[NavItem] = [
     ),
     NavItem("数据质量", "/ingestion/quality", Perm.QUALITY_READ, "ingestion_quality", "数据汇聚"),
     NavItem("一数一源", "/ingestion/sources", Perm.SOURCE_READ, "ingestion_sources", "数据汇聚"),
-    NavItem("共享申请", "/sharing/applications", Perm.SHARE_READ, "sharing_applications", "数据共享"),
+    NavItem(
+        "共享申请", "/sharing/applications", Perm.SHARE_READ, "sharing_applications", "数据共享"
+    ),
     NavItem("共享审核", "/sharing/review", Perm.SHARE_REVIEW, "sharing_review", "数据共享"),
     NavItem("共享授权", "/sharing/grants", Perm.SHARE_READ, "sharing_grants", "数据共享"),
     NavItem("行政区划", "/orgs/jurisdictions", Perm.JURISDICTION_READ, "jurisdictions", "组织机构"),
