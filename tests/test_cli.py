@@ -20,7 +20,7 @@ from govshare.ingestion.models import DeletionRequest, IngestBatch
 from govshare.ingestion.source_models import SourceConflict
 from govshare.orgs.models import ContactFiling, Department, User
 from govshare.rules.models import CalendarYear
-from govshare.sharing.models import Grant, ShareApplication
+from govshare.sharing.models import Grant, ShareAgreement, ShareApplication, ShareDispute
 from tests.conftest import run_cli
 
 
@@ -95,7 +95,10 @@ def test_demo_is_complete_and_idempotent(fresh_db_url: str, tmp_path: Path) -> N
             "supplement_requested",
             "withdrawn",
         ]
-        assert s.scalar(select(func.count(Grant.id))) == 2
+        grant_states = sorted(s.scalars(select(Grant.status)))
+        assert grant_states == ["active", "active", "suspended"]  # one from an agreement
+        assert sorted(s.scalars(select(ShareDispute.status))) == ["escalated", "open"]
+        assert list(s.scalars(select(ShareAgreement.status))) == ["active"]
         assert audit_service.verify(s).ok
         assert s.scalar(select(func.count(AuditEntry.seq))) > 50
     engine.dispose()

@@ -19,8 +19,8 @@ from govshare.orgs import service as orgs_service
 from govshare.orgs.models import Department
 from govshare.permissions import Role
 from govshare.principal import Principal
-from govshare.sharing import service
-from govshare.sharing.models import ShareApplication
+from govshare.sharing import agreements, disputes, grants, service
+from govshare.sharing.models import Grant, ShareApplication
 
 
 def _entry(session: Session, name: str) -> CatalogEntry:
@@ -147,7 +147,7 @@ def load(session: Session, departments: dict[str, Department]) -> int:
     )
     service.withdraw(session, officer("city_health"), insurance)
     # 7. overdue: filed a month ago and still unanswered (flagged the day after its due date)
-    apply(
+    overdue = apply(
         "city_market",
         "不动产登记信息",
         ("不动产单元号", "权利人", "坐落"),
@@ -156,5 +156,72 @@ def load(session: Session, departments: dict[str, Department]) -> int:
         scenario="市场主体住所（经营场所）登记核查",
         basis="《市场主体登记管理条例》第十九条",
         on=today - timedelta(days=30),
+    )
+    # disputes (seed 000 art. 20, seed 003 art. 40): the unanswered one waits for
+    # coordination; the refused one was coordinated without agreement and escalated
+    disputes.raise_dispute(
+        session,
+        officer("city_market"),
+        overdue,
+        "申请已超过答复期限仍未答复，影响市场主体住所登记核查，请求协调。",
+        today=today,
+    )
+    dispute = disputes.raise_dispute(
+        session,
+        officer("city_land"),
+        students,
+        "不动产登记中涉及未成年人权利的，需核实其就学情况，请求协调共享学籍信息。",
+        today=today,
+    )
+    disputes.start_coordination(session, authority, dispute, "已组织教育局、自然资源和规划局会商")
+    disputes.escalate(
+        session,
+        authority,
+        dispute,
+        "经会商，教育局认为学籍信息的共享范围不含不动产登记业务，自然资源和规划局坚持需要，"
+        "双方未达成一致，报请市人民政府决定。",
+    )
+    # misuse found: the authority suspends a grant (seed 003 art. 41)
+    grant = session.scalar(select(Grant).where(Grant.application_id == allowance.id))
+    assert grant is not None
+    grants.suspend(
+        session,
+        authority,
+        grant,
+        "监督检查发现超出授权范围查询保障金额，暂停使用，待整改后恢复",
+    )
+    # agreement sharing in 临河县 (seed 004 art. 16(3)): signed by both sides, filed
+    migration = _entry(session, "临河县户籍迁移信息")
+    agreement = agreements.draft(
+        session,
+        officer("linhe_market"),
+        agreements.AgreementIn(
+            entry_id=migration.id,
+            items=_fields(migration, "公民身份号码", "迁移类型", "迁移日期"),
+            methods=["verification"],
+            purpose="核验个体工商户经营者的户籍迁移情况",
+            scenario="个体工商户登记与变更",
+            text="双方约定：需求部门仅在个体工商户登记业务中核验经营者户籍迁移情况，"
+            "不留存、不转交第三方；提供部门保障核验接口可用。",
+            starts_on=today,
+            ends_on=today + timedelta(days=730),
+            number="临数协〔2026〕1号",
+        ),
+        today=today,
+    )
+    agreements.sign(session, officer("linhe_market"), agreement)
+    agreements.sign(
+        session,
+        orgs_service.department_principal(
+            departments["linhe_police"], Role.DEPT_HEAD, "临河县公安局局长"
+        ),
+        agreement,
+    )
+    agreements.file(
+        session,
+        orgs_service.department_principal(departments["linhe_data"], Role.AUTHORITY, "赵丽娟"),
+        agreement,
+        "已备案",
+        today=today,
     )
     return 7
