@@ -301,3 +301,32 @@ def test_the_role_decides_nothing_by_itself(db: Session, world: CatalogWorld) ->
     )
     with pytest.raises(PermissionDenied):
         sharing.approve(db, civil_reviewer, app, today=FILED)
+
+
+def test_an_extension_where_the_rulebook_allows_one(
+    db: Session, world: CatalogWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No shipped rulebook extends the reply period; one that did (10 more working days with
+    the provider head's approval) is honoured once, and refused where it is absent."""
+    use_rulebook(db, world, "pingshan-2026")
+    app = file(db, world, publish(db, world).entry_id)
+    with pytest.raises(ValidationFailed, match="未规定可以延长"):
+        sharing.extend(db, world.head, app, "需要核对的数据量较大")
+    real = sharing.context_for
+
+    def extendable(session: Session, provider: Any) -> sharing.Context:
+        ctx = real(session, provider)
+        reply = ctx.rules.conditional_reply.model_copy(
+            update={"extension_working_days": 10, "extension_approver": "dept_head"}
+        )
+        rules = ctx.rules.model_copy(update={"conditional_reply": reply})
+        return sharing.Context(provider=ctx.provider, rules=rules, calendar=ctx.calendar)
+
+    monkeypatch.setattr(sharing, "context_for", extendable)
+    with pytest.raises(PermissionDenied, match="主要负责人"):
+        sharing.extend(db, world.reviewer, app, "需要核对的数据量较大")
+    sharing.extend(db, world.head, app, "需要核对的数据量较大")
+    assert app.due == date(2026, 11, 3)  # 10 working days after Oct 20
+    assert app.status == ApplicationStatus.PENDING_REVIEW
+    with pytest.raises(Conflict, match="只能延长一次"):
+        sharing.extend(db, world.head, app, "还需要时间")

@@ -122,6 +122,16 @@ def reject(
     return detail(db, app)
 
 
+@router.post("/sharing/applications/{app_id}/extend", response_model=schemas.ApplicationOut)
+def extend(
+    db: DbSession, principal: Reviewer, app_id: int, data: schemas.ReasonIn
+) -> schemas.ApplicationOut:
+    """延长答复期限（本级规则允许时，经规则指定的提供部门主要负责人或数据主管部门同意，限一次）。"""
+    app = service.get_application(db, principal, app_id)
+    service.extend(db, principal, app, data.reason)
+    return detail(db, app)
+
+
 @router.post("/sharing/applications/{app_id}/withdraw", response_model=schemas.ApplicationOut)
 def withdraw(db: DbSession, principal: Applicant, app_id: int) -> schemas.ApplicationOut:
     app = service.get_application(db, principal, app_id)

@@ -92,6 +92,15 @@ def after(session: Session, app: ShareApplication, action: str) -> int:
         return notifications.notify(
             session, reviewers(session, app), kind, title, f"申请部门：{consumer}{due}。", link
         )
+    if action == "extend":
+        return notifications.notify(
+            session,
+            consumers(session, app),
+            kind,
+            f"共享申请的答复期限已延长：{entry}",
+            f"新的答复期限：{app.due.isoformat() if app.due else '—'}。",
+            link,
+        )
     if status == S.SUPPLEMENT_REQUESTED:
         return notifications.notify(
             session,

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from govshare.audit import service as audit
@@ -39,7 +39,7 @@ from govshare.catalog.models import CatalogEntry, EntryStatus, ShareMethod, Shar
 from govshare.db import china_today, utcnow
 from govshare.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from govshare.orgs.models import Department
-from govshare.permissions import Perm
+from govshare.permissions import Perm, Role
 from govshare.principal import Principal
 from govshare.rules import service as rules_service
 from govshare.rules.rulebook import SharingRules
@@ -71,6 +71,8 @@ TRANSITIONS: dict[str, tuple[frozenset[ApplicationStatus], ApplicationStatus | N
         frozenset({S.COMPLIANCE_CHECK, S.PENDING_REVIEW, S.SUPPLEMENT_REQUESTED}),
         S.WITHDRAWN,
     ),
+    # a longer reply period, where the rulebook allows one, approved by whom it names
+    "extend": (frozenset({S.PENDING_REVIEW}), S.PENDING_REVIEW),
     # the authority's coordination of a dispute (or the government) decides to share
     "order_by_dispute": (
         frozenset({S.COMPLIANCE_CHECK, S.PENDING_REVIEW, S.SUPPLEMENT_REQUESTED}),
@@ -88,6 +90,7 @@ ACTION_LABELS = {
     "reject": "不同意共享",
     "withdraw": "撤回",
     "order_by_dispute": "依争议协调决定共享",
+    "extend": "延长答复期限",
 }
 
 
@@ -519,6 +522,55 @@ def reject(
     app.decided_by = actor.name
     _stop_clock(app)
     transition(session, actor, app, "reject", S.REJECTED, note=reason)
+    return app
+
+
+def extend(
+    session: Session, actor: Principal, app: ShareApplication, reason: str
+) -> ShareApplication:
+    """Extend the reply period once, where the provider's rulebook allows it
+    (``conditional_reply.extension_working_days``), with the approval it names: the
+    provider's head (主要负责人) or the data authority. Recorded like every change."""
+    ctx = context_for(session, _provider(session, app))
+    rule = ctx.rules.conditional_reply
+    if not rule.extension_working_days:
+        raise ValidationFailed(
+            f"本级规则未规定可以延长答复期限（{rule.cite.text}）", field="reason"
+        )
+    if rule.extension_approver == "dept_head":
+        allowed = actor.role is Role.DEPT_HEAD and actor.department_id == app.provider_department_id
+        who = "提供部门主要负责人"
+    else:
+        allowed = may_check(session, actor, app)
+        who = "数据主管部门"
+    if not allowed:
+        raise PermissionDenied(f"延长答复期限须经{who}同意")
+    if session.scalar(
+        select(ApplicationEvent.id).where(
+            ApplicationEvent.application_id == app.id, ApplicationEvent.action == "extend"
+        )
+    ):
+        raise Conflict("答复期限只能延长一次")
+    reason = _text(reason, "reason", "延长理由")
+    assert app.due is not None
+    before = app.due
+    due = ctx.calendar.due(app.due, rule.extension_working_days)
+    app.due = due.due
+    app.due_provisional = app.due_provisional or due.provisional
+    app.clock_days += rule.extension_working_days
+    transition(
+        session,
+        actor,
+        app,
+        "extend",
+        S.PENDING_REVIEW,
+        note=reason,
+        details={
+            "from_due": before.isoformat(),
+            "working_days": rule.extension_working_days,
+            "approver": who,
+        },
+    )
     return app
 
 
