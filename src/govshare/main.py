@@ -148,7 +148,9 @@ def create_app() -> FastAPI:
     from govshare.orgs import views as orgs_views
     from govshare.rules import api as rules_api
     from govshare.rules import views as rules_views
+    from govshare.sharing import agreement_routes as sharing_agreements
     from govshare.sharing import api as sharing_api
+    from govshare.sharing import dispute_routes as sharing_disputes
     from govshare.sharing import views as sharing_views
     from govshare.web import views as web_views
 
@@ -166,6 +168,8 @@ def create_app() -> FastAPI:
         ingestion_sources.api_router,
         notifications_api.router,
         sharing_api.router,
+        sharing_disputes.api_router,
+        sharing_agreements.api_router,
     ):
         app.include_router(router, prefix="/api/v1")
     for router in (
@@ -183,6 +187,8 @@ def create_app() -> FastAPI:
         ingestion_sources.page_router,
         notifications_views.router,
         sharing_views.router,
+        sharing_disputes.page_router,
+        sharing_agreements.page_router,
     ):
         app.include_router(router, include_in_schema=False)
 

@@ -29,7 +29,8 @@ from govshare.errors import DomainError
 from govshare.orgs.models import Department
 from govshare.permissions import Perm
 from govshare.principal import Principal
-from govshare.sharing import queries, schemas, service
+from govshare.sharing import dispute_routes, queries, schemas, service
+from govshare.sharing import grants as grant_service
 from govshare.sharing.models import (
     ApplicationKind,
     ApplicationStatus,
@@ -219,7 +220,10 @@ def grants(request: Request, db: DbSession, principal: Reader) -> Response:
         "sharing/grants.html",
         {
             "rows": rows,
-            "item_names": _item_names_for_grants(db, rows),
+            "item_names": item_names_for_grants(db, rows),
+            "supervisable": {
+                r.grant.id for r in rows if grant_service.may_supervise(db, principal, r.grant)
+            },
             "today": china_today(),
             **_labels(),
         },
@@ -231,7 +235,7 @@ def _item_names(version: CatalogVersion | None) -> dict[str, str]:
     return {it["field"]: it["name"] for it in (version.data_items if version else [])}
 
 
-def _item_names_for_grants(db: Session, rows: list[queries.GrantRow]) -> dict[int, dict[str, str]]:
+def item_names_for_grants(db: Session, rows: list[queries.GrantRow]) -> dict[int, dict[str, str]]:
     out: dict[int, dict[str, str]] = {}
     for r in rows:
         if r.grant.entry_id not in out:
@@ -284,6 +288,7 @@ def _detail_page(
             "may_withdraw": consumer and status.is_open,
             "error": error.message if error else None,
             "form": form or {},
+            **dispute_routes.application_context(db, principal, app),
             **_labels(),
         },
         status_code=error.status_code if error else 200,

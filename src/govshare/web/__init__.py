@@ -104,6 +104,8 @@ NAV: list[NavItem] = [
     ),
     NavItem("共享审核", "/sharing/review", Perm.SHARE_REVIEW, "sharing_review", "数据共享"),
     NavItem("共享授权", "/sharing/grants", Perm.SHARE_READ, "sharing_grants", "数据共享"),
+    NavItem("共享争议", "/sharing/disputes", Perm.SHARE_READ, "sharing_disputes", "数据共享"),
+    NavItem("共享协议", "/sharing/agreements", Perm.SHARE_READ, "sharing_agreements", "数据共享"),
     NavItem("行政区划", "/orgs/jurisdictions", Perm.JURISDICTION_READ, "jurisdictions", "组织机构"),
     NavItem("部门与联系人", "/orgs/departments", Perm.DEPARTMENT_READ, "departments", "组织机构"),
     NavItem("用户与角色", "/orgs/users", Perm.USER_READ, "users", "组织机构"),
