@@ -96,3 +96,25 @@ def test_the_daily_command(tmp_path: Path) -> None:
     assert "发出提醒 0 条" in again.stdout
     bad = run_cli("sharing", "remind", "--date", "2026-13-01", url=url, env=env)
     assert bad.returncode != 0
+
+
+def test_disputes_reach_the_authorities_and_both_departments(
+    db: Session, world: CatalogWorld
+) -> None:
+    from govshare.sharing import disputes
+
+    use_rulebook(db, world, "pingshan-2026")
+    app = sharing.file_application(
+        db, world.other_officer, application(publish(db, world).entry_id), today=FILED
+    )
+    sharing.reject(db, world.reviewer, app, "申请用途与共享条件不符")
+    dispute = disputes.raise_dispute(
+        db, world.other_officer, app, "低保审核确需核验户籍信息，请求协调", today=FILED
+    )
+    assert inbox(db, world.authority.id) == ["新的共享争议：户籍人口基本信息"]
+    assert inbox(db, world.reviewer.id)[-1] == "新的共享争议：户籍人口基本信息"
+    disputes.start_coordination(db, world.authority, dispute, "已组织双方会商")
+    disputes.uphold(db, world.authority, dispute, "经协调，申请部门同意通过核验接口另行申请")
+    assert inbox(db, world.other_officer.id)[-1] == (
+        "共享争议协调解决：维持不共享：户籍人口基本信息"
+    )

@@ -34,7 +34,7 @@ from govshare.orgs.models import Department
 from govshare.permissions import Perm
 from govshare.principal import Principal
 from govshare.rules.workdays import WorkdayCalendar
-from govshare.sharing import grants
+from govshare.sharing import grants, notices
 from govshare.sharing import service as sharing
 from govshare.sharing.models import (
     ApplicationStatus,
@@ -143,6 +143,7 @@ def _record(
         }
         | extra,
     )
+    notices.after_dispute(session, dispute, action)
 
 
 # ---------------------------------------------------------------- clocks

@@ -23,7 +23,9 @@ from govshare.sharing.models import (
     OPEN_STATUSES,
     ApplicationKind,
     ApplicationStatus,
+    DisputeStatus,
     ShareApplication,
+    ShareDispute,
 )
 
 #: reminders go out this many working days before a clock runs out
@@ -180,3 +182,46 @@ def remind(session: Session, today: date) -> int:
                 dedupe_key=f"sharing:{app.id}:due-soon:{app.due.isoformat()}",
             )
     return sent
+
+
+def after_dispute(session: Session, dispute: ShareDispute, action: str) -> int:
+    """Disputes: the coordinating authorities and the provider hear of a new dispute and
+    the provider's statement; both departments hear of every outcome."""
+    app = session.get(ShareApplication, dispute.application_id)
+    if app is None:
+        return 0
+    entry, consumer = _names(session, app)
+    link = f"/sharing/disputes/{dispute.id}"
+    kind = f"sharing:dispute:{action}"
+    provider_staff = notifications.users_of_department(
+        session, app.provider_department_id, {Role.DEPT_REVIEWER, Role.DEPT_HEAD}
+    )
+    authorities: list[int] = []
+    provider = _department(session, app.provider_department_id)
+    for jurisdiction in orgs_repo.jurisdiction_lineage(session, provider.jurisdiction):
+        authorities += notifications.users_with_role_in_jurisdiction(
+            session, jurisdiction.id, {Role.AUTHORITY}
+        )
+    status = DisputeStatus(dispute.status).label
+    if action == "raise":
+        due = f"，请于 {dispute.due.isoformat()} 前协调" if dispute.due else ""
+        return notifications.notify(
+            session,
+            authorities + provider_staff,
+            kind,
+            f"新的共享争议：{entry}",
+            f"申请部门：{consumer}{due}。",
+            link,
+        )
+    if action == "provider_statement":
+        return notifications.notify(
+            session, authorities, kind, f"共享争议的提供部门已说明：{entry}", "", link
+        )
+    return notifications.notify(
+        session,
+        consumers(session, app) + provider_staff,
+        kind,
+        f"共享争议{status}：{entry}",
+        "",
+        link,
+    )
