@@ -377,3 +377,45 @@ def test_a_not_shared_entry_shows_its_basis_instead(
     form = consumer.get(f"/sharing/apply?entry_id={entry_id}").text
     assert 'data-testid="apply-form"' not in form
     assert "该资源不予共享" in form
+
+
+def test_the_head_extends_a_reply_period_on_the_page(
+    app: FastAPI,
+    db: Session,
+    world: CatalogWorld,
+    monkeypatch: Any,
+) -> None:
+    """Where the rulebook allows an extension approved by the provider's head, the head
+    sees the form and uses it once; the reviewer does not see it."""
+    from govshare.sharing import service
+
+    use_rulebook(db, world, "pingshan-2026")
+    real = service.context_for
+
+    def extendable(session: Session, provider: Any) -> service.Context:
+        ctx = real(session, provider)
+        reply = ctx.rules.conditional_reply.model_copy(
+            update={"extension_working_days": 10, "extension_approver": "dept_head"}
+        )
+        rules = ctx.rules.model_copy(update={"conditional_reply": reply})
+        return service.Context(provider=ctx.provider, rules=rules, calendar=ctx.calendar)
+
+    monkeypatch.setattr(service, "context_for", extendable)
+    consumer = as_user(app, db, world.other_officer)
+    filed = consumer.post("/api/v1/sharing/applications", json=body(publish(db, world).entry_id))
+    assert filed.status_code == 201, filed.text
+    app_id, due = filed.json()["id"], filed.json()["due"]
+    reviewer = as_user(app, db, world.reviewer)
+    assert 'data-testid="extend-form"' not in reviewer.get(f"/sharing/applications/{app_id}").text
+    head = as_user(app, db, world.head)
+    page = head.get(f"/sharing/applications/{app_id}").text
+    assert 'data-testid="extend-form"' in page
+    r = head.post(
+        f"/sharing/applications/{app_id}/extend",
+        data={"reason": "涉及的数据量较大，需要核对"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+    after = head.get(f"/api/v1/sharing/applications/{app_id}").json()
+    assert after["due"] > due
+    assert 'data-testid="extend-form"' not in head.get(f"/sharing/applications/{app_id}").text

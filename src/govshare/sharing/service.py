@@ -525,6 +525,36 @@ def reject(
     return app
 
 
+def _extension_approver(
+    session: Session, actor: Principal, app: ShareApplication, ctx: Context
+) -> tuple[bool, str]:
+    if ctx.rules.conditional_reply.extension_approver == "dept_head":
+        ok = actor.role is Role.DEPT_HEAD and actor.department_id == app.provider_department_id
+        return ok, "提供部门主要负责人"
+    return may_check(session, actor, app), "数据主管部门"
+
+
+def _extended(session: Session, app: ShareApplication) -> bool:
+    return (
+        session.scalar(
+            select(ApplicationEvent.id).where(
+                ApplicationEvent.application_id == app.id, ApplicationEvent.action == "extend"
+            )
+        )
+        is not None
+    )
+
+
+def may_extend(session: Session, actor: Principal, app: ShareApplication) -> bool:
+    """Whether ``actor`` may extend this application's reply period now."""
+    if app.status != S.PENDING_REVIEW.value:
+        return False
+    ctx = context_for(session, _provider(session, app))
+    if not ctx.rules.conditional_reply.extension_working_days:
+        return False
+    return _extension_approver(session, actor, app, ctx)[0] and not _extended(session, app)
+
+
 def extend(
     session: Session, actor: Principal, app: ShareApplication, reason: str
 ) -> ShareApplication:
@@ -537,19 +567,10 @@ def extend(
         raise ValidationFailed(
             f"本级规则未规定可以延长答复期限（{rule.cite.text}）", field="reason"
         )
-    if rule.extension_approver == "dept_head":
-        allowed = actor.role is Role.DEPT_HEAD and actor.department_id == app.provider_department_id
-        who = "提供部门主要负责人"
-    else:
-        allowed = may_check(session, actor, app)
-        who = "数据主管部门"
+    allowed, who = _extension_approver(session, actor, app, ctx)
     if not allowed:
         raise PermissionDenied(f"延长答复期限须经{who}同意")
-    if session.scalar(
-        select(ApplicationEvent.id).where(
-            ApplicationEvent.application_id == app.id, ApplicationEvent.action == "extend"
-        )
-    ):
+    if _extended(session, app):
         raise Conflict("答复期限只能延长一次")
     reason = _text(reason, "reason", "延长理由")
     assert app.due is not None

@@ -286,6 +286,7 @@ def _detail_page(
             "may_supplement": may_review and not (rules.supplement.once and app.supplement_asked),
             "may_resubmit": consumer and status is ApplicationStatus.SUPPLEMENT_REQUESTED,
             "may_withdraw": consumer and status.is_open,
+            "may_extend": service.may_extend(db, principal, app),
             "error": error.message if error else None,
             "form": form or {},
             **dispute_routes.application_context(db, principal, app),
@@ -422,6 +423,23 @@ def reject(
         "reject",
         lambda app: service.reject(db, principal, app, reason),
         "已作出不同意共享的决定",
+    )
+
+
+@router.post("/applications/{app_id}/extend", response_class=HTMLResponse)
+def extend(
+    request: Request, db: DbSession, principal: Reviewer, app_id: int, form: FormDict
+) -> Response:
+    reason = form.get("reason", "")
+    return _act(
+        request,
+        db,
+        principal,
+        app_id,
+        form,
+        "extend",
+        lambda app: service.extend(db, principal, app, reason),
+        "已延长答复期限",
     )
 
 
