@@ -330,3 +330,76 @@ def test_an_extension_where_the_rulebook_allows_one(
     assert app.status == ApplicationStatus.PENDING_REVIEW
     with pytest.raises(Conflict, match="只能延长一次"):
         sharing.extend(db, world.head, app, "还需要时间")
+
+
+def _with_rules(monkeypatch: pytest.MonkeyPatch, **changes: Any) -> None:
+    """The provider's sharing rules with ``changes`` (no shipped rulebook sets them)."""
+    from govshare.rules.rulebook import Choice, Citation, Deadline
+
+    real = sharing.context_for
+    cite = Citation(origin="platform", note="测试用规则")
+    values: dict[str, Any] = {}
+    if "compliance_days" in changes:
+        values["compliance_check"] = Deadline(working_days=changes["compliance_days"], cite=cite)
+    if "reviewer" in changes:
+        values["reviewer"] = Choice(value=changes["reviewer"], cite=cite)
+
+    def patched(session: Session, provider: Any) -> sharing.Context:
+        ctx = real(session, provider)
+        rules = ctx.rules.model_copy(update=values)
+        return sharing.Context(provider=ctx.provider, rules=rules, calendar=ctx.calendar)
+
+    monkeypatch.setattr(sharing, "context_for", patched)
+
+
+def test_a_compliance_check_of_unconditional_requests(
+    db: Session, world: CatalogWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where a rulebook asks the authority to check unconditional requests (some counties
+    give it 2 working days), the grant waits for the check."""
+    use_rulebook(db, world, "pingshan-2026")
+    _with_rules(monkeypatch, compliance_days=2)
+    entry_id = publish(
+        db,
+        world,
+        name="户籍人口统计信息",
+        share_type="unconditional",
+        share_scope="",
+        share_purpose="",
+        data_grade="general",
+    ).entry_id
+    app = file(db, world, entry_id, basis="")
+    assert (app.status, app.due) == (ApplicationStatus.COMPLIANCE_CHECK, date(2026, 10, 9))
+    assert db.scalars(select(Grant).where(Grant.application_id == app.id)).first() is None
+    with pytest.raises(PermissionDenied):
+        sharing.pass_check(db, world.reviewer, app, today=FILED)
+    sharing.pass_check(db, world.authority, app, "用途与场景相符", today=FILED)
+    assert app.status == ApplicationStatus.APPROVED
+    assert db.scalars(select(Grant).where(Grant.application_id == app.id)).one()
+    refused = file(db, world, entry_id, basis="")
+    with pytest.raises(ValidationFailed, match="理由"):
+        sharing.fail_check(db, world.authority, refused, "否")
+    sharing.fail_check(db, world.authority, refused, "使用场景与申请部门职责无关")
+    assert (refused.status, refused.due) == (ApplicationStatus.REJECTED, None)
+
+
+def test_an_authority_check_then_the_providers_review(
+    db: Session, world: CatalogWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_rulebook(db, world, "pingshan-2026")
+    _with_rules(monkeypatch, compliance_days=2, reviewer="authority_then_provider")
+    app = file(db, world, publish(db, world).entry_id)
+    assert (app.status, app.reviewer, app.due) == (
+        ApplicationStatus.COMPLIANCE_CHECK,
+        "authority_then_provider",
+        date(2026, 10, 9),
+    )
+    with pytest.raises(Conflict, match="合规审查中"):  # the provider waits for the check
+        sharing.approve(db, world.reviewer, app, today=FILED)
+    sharing.pass_check(db, world.authority, app, today=date(2026, 10, 9))
+    # the provider's own 10 working days from the day the check passed (Oct 10 is worked)
+    assert (app.status, app.due) == (ApplicationStatus.PENDING_REVIEW, date(2026, 10, 22))
+    with pytest.raises(PermissionDenied):  # the authority checked; the provider decides
+        sharing.approve(db, world.authority, app, today=FILED)
+    sharing.approve(db, world.reviewer, app, today=date(2026, 10, 12))
+    assert app.status == ApplicationStatus.APPROVED
