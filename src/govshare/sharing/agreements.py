@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from govshare.audit import service as audit
@@ -29,7 +29,7 @@ from govshare.errors import Conflict, NotFound, PermissionDenied, ValidationFail
 from govshare.orgs.models import Department
 from govshare.permissions import Perm
 from govshare.principal import Principal
-from govshare.sharing import grants
+from govshare.sharing import grants, workflow
 from govshare.sharing import service as sharing
 from govshare.sharing.models import AgreementStatus, Grant, GrantStatus, ShareAgreement
 
@@ -67,20 +67,13 @@ def transition(
     current = AgreementStatus(agreement.status)
     if current not in starts or to not in targets:
         raise Conflict(f"协议当前为“{current.label}”，不能{ACTION_LABELS[action]}")
-    now = utcnow()
-    done = session.execute(
-        update(ShareAgreement)
-        .where(ShareAgreement.id == agreement.id, ShareAgreement.status == current.value)
-        .values(status=to.value, updated_at=now)
-        .execution_options(synchronize_session=False)
+    workflow.compare_and_set(
+        session,
+        agreement,
+        current.value,
+        {"status": to.value},
+        taken=lambda now: f"该协议已由他人处理（现为“{AgreementStatus(now).label}”），请刷新后查看",
     )
-    if done.rowcount != 1:  # type: ignore[attr-defined]
-        session.refresh(agreement)
-        raise Conflict(
-            f"该协议已由他人处理（现为“{AgreementStatus(agreement.status).label}”），请刷新后查看"
-        )
-    agreement.status = to.value
-    agreement.updated_at = now
     _record(session, actor, agreement, action, current, to, note, details)
 
 

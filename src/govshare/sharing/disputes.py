@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from govshare.audit import service as audit
@@ -34,7 +34,7 @@ from govshare.orgs.models import Department
 from govshare.permissions import Perm
 from govshare.principal import Principal
 from govshare.rules.workdays import WorkdayCalendar
-from govshare.sharing import grants, notices
+from govshare.sharing import grants, notices, workflow
 from govshare.sharing import service as sharing
 from govshare.sharing.models import (
     ApplicationStatus,
@@ -87,22 +87,16 @@ def transition(
     if current not in starts or to not in targets:
         raise Conflict(f"争议当前为“{current.label}”，不能{ACTION_LABELS[action]}")
     now = utcnow()
-    values: dict[str, Any] = {"status": to.value, "updated_at": now}
+    values: dict[str, Any] = {"status": to.value}
     if to in CLOSED:
         values |= {"open_application_id": None, "closed_at": now, "closed_by": actor.name}
-    done = session.execute(
-        update(ShareDispute)
-        .where(ShareDispute.id == dispute.id, ShareDispute.status == current.value)
-        .values(**values)
-        .execution_options(synchronize_session=False)
+    workflow.compare_and_set(
+        session,
+        dispute,
+        current.value,
+        values,
+        taken=lambda now: f"该争议已由他人处理（现为“{DisputeStatus(now).label}”），请刷新后查看",
     )
-    if done.rowcount != 1:  # type: ignore[attr-defined]
-        session.refresh(dispute)
-        raise Conflict(
-            f"该争议已由他人处理（现为“{DisputeStatus(dispute.status).label}”），请刷新后查看"
-        )
-    for key, value in values.items():
-        setattr(dispute, key, value)
     _record(session, actor, dispute, action, current, to, note, details)
 
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from govshare.audit import service as audit
@@ -44,7 +44,7 @@ from govshare.principal import Principal
 from govshare.rules import service as rules_service
 from govshare.rules.rulebook import SharingRules
 from govshare.rules.workdays import WorkdayCalendar
-from govshare.sharing import notices
+from govshare.sharing import notices, workflow
 from govshare.sharing.models import (
     ApplicationEvent,
     ApplicationKind,
@@ -165,20 +165,15 @@ def transition(
     current = ApplicationStatus(app.status)
     if current not in starts:
         raise Conflict(f"申请当前为“{current.label}”，不能{ACTION_LABELS[action]}")
-    now = utcnow()
-    done = session.execute(
-        update(ShareApplication)
-        .where(ShareApplication.id == app.id, ShareApplication.status == current.value)
-        .values(status=to.value, updated_at=now)
-        .execution_options(synchronize_session=False)
+    workflow.compare_and_set(
+        session,
+        app,
+        current.value,
+        {"status": to.value},
+        taken=lambda now: (
+            f"该申请已由他人处理（现为“{ApplicationStatus(now).label}”），请刷新后查看"
+        ),
     )
-    if done.rowcount != 1:  # type: ignore[attr-defined]
-        session.refresh(app)
-        raise Conflict(
-            f"该申请已由他人处理（现为“{ApplicationStatus(app.status).label}”），请刷新后查看"
-        )
-    app.status = to.value
-    app.updated_at = now
     _record(session, actor, app, action, current, to, note, details)
 
 
@@ -614,8 +609,11 @@ def _provider(session: Session, app: ShareApplication) -> Department:
 def _grant(
     session: Session, actor: Principal, app: ShareApplication, today: date, *, approved_by: str
 ) -> Grant:
-    grant = Grant(
-        application_id=app.id,
+    from govshare.sharing import grants
+
+    return grants.issue(
+        session,
+        actor,
         consumer_department_id=app.consumer_department_id,
         consumer_system=app.consumer_system,
         entry_id=app.entry_id,
@@ -627,24 +625,8 @@ def _grant(
         starts_on=max(app.period_start, today),
         ends_on=app.period_end,
         approved_by=approved_by,
+        application_id=app.id,
     )
-    session.add(grant)
-    session.flush()
-    audit.record(
-        session,
-        actor,
-        "sharing:grant:issue",
-        "share_grant",
-        grant.id,
-        {
-            "application": app.id,
-            "entry": app.entry_id,
-            "consumer": app.consumer_department_id,
-            "items": grant.items,
-            "ends_on": grant.ends_on.isoformat(),
-        },
-    )
-    return grant
 
 
 def get_application(session: Session, principal: Principal, app_id: int) -> ShareApplication:
