@@ -87,14 +87,15 @@ def _record(
     note: str,
     details: dict[str, Any] | None,
 ) -> None:
-    entry = {
+    # the step itself cannot be overwritten by its details
+    entry = dict(details or {}) | {
         "action": action,
         "from": current.value if current else None,
         "to": to.value,
         "actor": actor.name,
         "at": utcnow().isoformat(),
         "note": note,
-    } | dict(details or {})
+    }
     agreement.history = [*(agreement.history or []), entry]
     session.flush()
     audit.record(

@@ -113,14 +113,15 @@ def _record(
     extra = dict(details or {})
     if dispute.due is not None and to in (D.OPEN, D.COORDINATING):
         extra.setdefault("due", dispute.due.isoformat())
-    entry = {
+    # the step itself cannot be overwritten by its details
+    entry = extra | {
         "action": action,
         "from": current.value if current else None,
         "to": to.value,
         "actor": actor.name,
         "at": utcnow().isoformat(),
         "note": note,
-    } | extra
+    }
     dispute.history = [*(dispute.history or []), entry]
     session.flush()
     audit.record(
@@ -441,7 +442,7 @@ def escalate(
         "escalate",
         D.ESCALATED,
         note=record,
-        details={"to": ctx.rules.dispute_final.value},
+        details={"final": ctx.rules.dispute_final.value},
     )
     return dispute
 

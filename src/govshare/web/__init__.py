@@ -43,9 +43,11 @@ _CSRF_TOKEN: ContextVar[str] = ContextVar("govshare_csrf_token", default="")
 templates.env.globals["current_csrf_token"] = _CSRF_TOKEN.get
 
 
-def _local(ts: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    if ts is None:
+def _local(ts: datetime | str | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    if ts is None or ts == "":
         return ""
+    if isinstance(ts, str):  # an ISO time kept in JSON (a workflow's history)
+        ts = datetime.fromisoformat(ts)
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=UTC)
     return ts.astimezone(LOCAL_TZ).strftime(fmt)
