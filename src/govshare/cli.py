@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import os
 from typing import Annotated
 
 import typer
@@ -95,6 +96,7 @@ def serve(
     import uvicorn
 
     _check_migrated()
+    os.environ["GOVSHARE_WORKERS"] = str(workers)  # rate limits are shared out per worker
     console.print(f"政务数据共享交换平台：http://{host}:{port}/  （接口文档 /docs）")
     uvicorn.run(
         "govshare.main:create_app",

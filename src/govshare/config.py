@@ -33,12 +33,46 @@ class Settings(BaseSettings):
     default_rulebook: str = "national"
     max_upload_bytes: int = 20 * 1024 * 1024
     trusted_proxies: list[str] = Field(default_factory=list)
+    signing_key_file: Path | None = Field(
+        default=None,
+        description="the platform's SM2 signing key (PEM, written by `govshare signing "
+        "generate-key`); default: var/signing/sm2_private.pem",
+    )
+    signing_trusted_keys: list[str] = Field(
+        default_factory=list,
+        description="earlier SM2 public keys (hex) whose signatures still verify after a "
+        "key rotation",
+    )
+    dataservice_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=60,
+        description="how long a worker reuses a credential or a grant it has read; a "
+        "suspension or revocation takes effect in every worker within this time",
+    )
+    dataservice_rate_per_minute: int = Field(
+        default=6000, ge=1, description="default calls per minute per grant"
+    )
+    dataservice_daily_quota: int = Field(
+        default=1_000_000, ge=1, description="default calls per day per grant"
+    )
+    export_dir: Path | None = Field(
+        default=None, description="where batch exports are written; default: var/exports"
+    )
 
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         self.var_dir.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{(self.var_dir / 'govshare.db').resolve()}"
+
+    def resolved_signing_key_file(self) -> Path:
+        return self.signing_key_file or self.var_dir / "signing" / "sm2_private.pem"
+
+    def resolved_export_dir(self) -> Path:
+        path = self.export_dir or self.var_dir / "exports"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
 
     def resolved_secret_key(self) -> str:
         if self.secret_key:

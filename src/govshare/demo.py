@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from govshare.catalog import demo as catalog_demo
+from govshare.dataservices import demo as dataservices_demo
 from govshare.ingestion import demo as ingestion_demo
 from govshare.orgs import repository as orgs_repo
 from govshare.orgs import schemas
@@ -234,6 +235,7 @@ def load(session: Session) -> DemoResult:
     published = catalog_demo.load(session, departments)
     rows = ingestion_demo.load(session, departments)
     sharing_demo.load(session, departments)
+    dataservices_demo.load(session, departments)
     issued = orgs_service.create_credential(
         session,
         actor,

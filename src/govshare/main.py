@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from sqlalchemy import text
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from govshare import __version__
 from govshare.db import get_engine
@@ -32,6 +33,10 @@ OPENAPI_TAGS = [
     {
         "name": "catalog",
         "description": "政务数据目录：编制、审核、发布、版本、检索、清单、导入导出",
+    },
+    {
+        "name": "dataservices",
+        "description": "共享服务：数据查询、数据核验、批量交换；使用台账与调用统计",
     },
 ]
 
@@ -91,6 +96,47 @@ async def not_found_handler(request: Request, exc: Exception) -> Response:
     return _error_response(request, 404, "not_found", "您访问的页面不存在", None)
 
 
+_SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+]
+
+
+class MetricsMiddleware:
+    """Request metrics and security headers, as a plain ASGI middleware (the data services'
+    hot path must not pay for a BaseHTTPMiddleware's extra task and body streaming)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = message.setdefault("headers", [])
+                present = {name.lower() for name, _ in headers}
+                for name, value in _SECURITY_HEADERS:
+                    if name not in present:
+                        headers.append((name, value))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            LATENCY.labels(path).observe(time.perf_counter() - start)
+            REQUESTS.labels(scope["method"], path, str(status)).inc()
+
+
 def create_app() -> FastAPI:
     registry()  # validate every shipped rulebook now: a broken one stops the start-up
 
@@ -98,6 +144,9 @@ def create_app() -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         get_engine()
         yield
+        from govshare.dataservices import ledger
+
+        ledger.stop_writer()  # commit what is queued before the process ends
 
     app = FastAPI(
         title="govshare 政务数据共享交换平台",
@@ -113,20 +162,7 @@ def create_app() -> FastAPI:
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(404, not_found_handler)
 
-    @app.middleware("http")
-    async def metrics_middleware(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        LATENCY.labels(path).observe(time.perf_counter() - start)
-        REQUESTS.labels(request.method, path, str(response.status_code)).inc()
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        return response
+    app.add_middleware(MetricsMiddleware)
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
@@ -137,6 +173,7 @@ def create_app() -> FastAPI:
     from govshare.catalog import lists_routes as catalog_lists
     from govshare.catalog import search_routes as catalog_search
     from govshare.catalog import views as catalog_views
+    from govshare.dataservices import api as dataservices_api
     from govshare.ingestion import api as ingestion_api
     from govshare.ingestion import quality_routes as ingestion_quality
     from govshare.ingestion import records_routes as ingestion_records
@@ -170,8 +207,10 @@ def create_app() -> FastAPI:
         sharing_api.router,
         sharing_disputes.api_router,
         sharing_agreements.api_router,
+        dataservices_api.router,
     ):
         app.include_router(router, prefix="/api/v1")
+    dataservices_api.install_openapi(app)
     for router in (
         web_views.router,
         orgs_views.router,

@@ -2,6 +2,7 @@
 
 from govshare.audit import models as audit_models
 from govshare.catalog import models as catalog_models
+from govshare.dataservices import models as dataservices_models
 from govshare.db import Base
 from govshare.ingestion import models as ingestion_models
 from govshare.ingestion import source_models as ingestion_source_models
@@ -14,6 +15,7 @@ __all__ = [
     "Base",
     "audit_models",
     "catalog_models",
+    "dataservices_models",
     "ingestion_models",
     "ingestion_source_models",
     "notifications_models",

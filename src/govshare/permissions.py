@@ -77,6 +77,17 @@ class Perm(StrEnum):
     #: the data authority: compliance checks, and decisions where its rulebook makes it
     #: the reviewer (seed 003 art. 12)
     SHARE_CHECK = "sharing:application:check"
+    SERVICE_READ = "dataservices:service:read"
+    #: the technical service unit publishes data services (seed 003 art. 13)
+    SERVICE_PUBLISH = "dataservices:service:publish"
+    #: receive granted data through a service (query, verification, batch export)
+    SERVICE_CALL = "dataservices:service:call"
+    #: quotas and rate limits of grants
+    SERVICE_LIMIT = "dataservices:grant:limit"
+    #: the usage ledger: one's own department's (as consumer and as provider); the
+    #: authority's covers its jurisdiction and those below (seed 004 art. 18)
+    LEDGER_READ = "dataservices:ledger:read"
+    STATS_READ = "dataservices:stats:read"
     AUDIT_READ = "audit:log:read"
     AUDIT_VERIFY = "audit:log:verify"
     AUDIT_PURGE = "audit:log:purge"
@@ -95,6 +106,8 @@ _STAFF_BASE = {
     Perm.CATALOG_LISTS,
     Perm.QUALITY_READ,
     Perm.SOURCE_READ,
+    Perm.SERVICE_READ,
+    Perm.STATS_READ,
 }
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
@@ -113,9 +126,13 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
             Perm.RECORD_DELETE_REQUEST,
             Perm.SHARE_READ,
             Perm.SHARE_APPLY,
+            Perm.SERVICE_CALL,
+            Perm.LEDGER_READ,
         }
     ),
-    Role.DEPT_REVIEWER: frozenset(_STAFF_BASE | {Perm.SHARE_READ, Perm.SHARE_REVIEW}),
+    Role.DEPT_REVIEWER: frozenset(
+        _STAFF_BASE | {Perm.SHARE_READ, Perm.SHARE_REVIEW, Perm.LEDGER_READ}
+    ),
     Role.DEPT_HEAD: frozenset(
         _STAFF_BASE
         | {
@@ -132,13 +149,24 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
             Perm.SHARE_READ,
             Perm.SHARE_APPLY,
             Perm.SHARE_REVIEW,
+            Perm.SERVICE_CALL,
+            Perm.LEDGER_READ,
         }
     ),
     Role.OPERATOR: frozenset(
-        _STAFF_BASE | {Perm.USER_READ, Perm.CREDENTIAL_READ, Perm.AUDIT_VERIFY}
+        _STAFF_BASE
+        | {
+            Perm.USER_READ,
+            Perm.CREDENTIAL_READ,
+            Perm.AUDIT_VERIFY,
+            Perm.SERVICE_PUBLISH,
+            Perm.SERVICE_LIMIT,
+        }
     ),
     Role.PUBLIC: frozenset({Perm.SELF_READ, Perm.SELF_PASSWORD}),
-    Role.SYSTEM: frozenset({Perm.SELF_READ, Perm.INGEST_PUSH}),
+    Role.SYSTEM: frozenset(
+        {Perm.SELF_READ, Perm.INGEST_PUSH, Perm.SERVICE_READ, Perm.SERVICE_CALL, Perm.LEDGER_READ}
+    ),
 }
 
 

@@ -168,20 +168,32 @@ def record(
     if action.count(":") != 2:
         raise ValueError(f"audit action must be domain:resource:action, got {action!r}")
     session.info.setdefault(_PENDING, []).append(
-        {
-            "occurred_at": utcnow(),
-            "actor_type": _clip(actor.kind, 16),
-            "actor_id": actor.id,
-            "actor_name": _clip(actor.name, 128),
-            "role": _clip(actor.role_code, 32),
-            "department_id": actor.department_id,
-            "action": _clip(action, 96),
-            "target_type": _clip(target_type, 64),
-            "target_id": _clip("" if target_id is None else str(target_id), 128),
-            "ip": _clip(actor.ip, 64),
-            "details": canonical_json(details or {}),
-        }
+        entry_values(actor, action, target_type, target_id, details)
     )
+
+
+def entry_values(
+    actor: Principal,
+    action: str,
+    target_type: str,
+    target_id: object,
+    details: dict[str, Any] | None = None,
+    occurred_at: datetime | None = None,
+) -> dict[str, Any]:
+    """An audit entry's column values before it is chained."""
+    return {
+        "occurred_at": occurred_at or utcnow(),
+        "actor_type": _clip(actor.kind, 16),
+        "actor_id": actor.id,
+        "actor_name": _clip(actor.name, 128),
+        "role": _clip(actor.role_code, 32),
+        "department_id": actor.department_id,
+        "action": _clip(action, 96),
+        "target_type": _clip(target_type, 64),
+        "target_id": _clip("" if target_id is None else str(target_id), 128),
+        "ip": _clip(actor.ip, 64),
+        "details": canonical_json(details or {}),
+    }
 
 
 def _clip(value: str, size: int) -> str:
@@ -201,6 +213,14 @@ def write_pending(session: Session) -> int:
     marks: dict[int, int] | None = session.info.get(_MARKS)
     if marks:
         session.info[_MARKS] = dict.fromkeys(marks, 0)
+    append_entries(session, pending)
+    return len(pending)
+
+
+def append_entries(session: Session, pending: list[dict[str, Any]]) -> None:
+    """Append entries (as :func:`entry_values` makes them) to the chain in the session's
+    transaction, setting each one's ``seq``, ``prev_hash`` and ``hash``. The chain tip row
+    is locked from here to the commit."""
     row = session.execute(
         update(AuditHead)
         .where(AuditHead.id == 1)
@@ -236,7 +256,6 @@ def write_pending(session: Session) -> int:
         )
     session.execute(insert(AuditEntry), pending)
     session.execute(update(AuditHead).where(AuditHead.id == 1).values(last_hash=prev))
-    return len(pending)
 
 
 def discard_pending(session: Session) -> None:

@@ -206,7 +206,7 @@ SPECS: list[tuple[Any, ...]] = [
             DIV,
         ],
         "unconditional",
-        ["query", "verification"],
+        ["query", "verification", "batch"],
         "realtime",
         "general",
         "unconditional",

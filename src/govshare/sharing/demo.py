@@ -72,6 +72,7 @@ def load(session: Session, departments: dict[str, Department]) -> int:
         "city_civil",
         "户籍人口基本信息",
         ("公民身份号码", "姓名", "户籍地址"),
+        methods=["verification", "query"],
         purpose="核验最低生活保障申请人的户籍信息",
         scenario="最低生活保障申请受理与审核",
         system="社会救助信息系统",

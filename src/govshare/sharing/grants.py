@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
+from typing import Protocol, TypeVar
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
@@ -288,6 +289,76 @@ def get_grant(session: Session, principal: Principal, grant_id: int) -> Grant:
     return grant
 
 
+class GrantLike(Protocol):
+    """What a grant decision reads: a Grant row, or a data-service worker's cached copy."""
+
+    @property
+    def items(self) -> Sequence[str] | frozenset[str]: ...
+    @property
+    def methods(self) -> Sequence[str] | frozenset[str]: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def status_reason(self) -> str: ...
+    @property
+    def starts_on(self) -> date: ...
+    @property
+    def ends_on(self) -> date: ...
+
+
+GL = TypeVar("GL", bound=GrantLike)
+
+
+def _in_force(grant: GrantLike, today: date) -> bool:
+    return grant.status == G.ACTIVE.value and grant.starts_on <= today <= grant.ends_on
+
+
+def decide(grants: Sequence[GL], fields: Sequence[str], method: str, today: date) -> GL:
+    """The grant in force (``grants`` newest first) that lets the consumer receive every
+    one of ``fields`` by ``method`` today; otherwise PermissionDenied with the reason."""
+    try:
+        method_value = ShareMethod(method).value
+    except ValueError:
+        raise PermissionDenied(f"不支持的共享方式 {method}") from None
+    if not grants:
+        raise PermissionDenied("本部门没有该资源的共享授权，请先提出共享申请")
+    in_force = [g for g in grants if _in_force(g, today)]
+    for grant in in_force:
+        if method_value in grant.methods and all(f in grant.items for f in fields):
+            return grant
+    if in_force:
+        for field in fields:
+            if not any(field in g.items for g in in_force):
+                raise PermissionDenied(f"共享授权不包括信息项 {field}")
+        if not any(method_value in g.methods for g in in_force):
+            label = ShareMethod(method_value).label
+            raise PermissionDenied(f"共享授权不包括共享方式“{label}”")
+        raise PermissionDenied("没有一项共享授权同时包括所请求的全部信息项和共享方式")
+    grant = grants[0]
+    status = GrantStatus(grant.status)
+    if status is G.TERMINATED:
+        raise PermissionDenied(f"共享授权已被终止：{grant.status_reason}")
+    if status is G.SUSPENDED:
+        raise PermissionDenied(f"共享授权已被暂停：{grant.status_reason}")
+    if today < grant.starts_on:
+        raise PermissionDenied(f"共享授权自 {grant.starts_on.isoformat()} 起生效")
+    raise PermissionDenied(f"共享授权已于 {grant.ends_on.isoformat()} 到期，请重新申请")
+
+
+def grants_of(session: Session, consumer_department_id: int, entry_id: int) -> list[Grant]:
+    """Every grant of the consumer for the entry, newest first."""
+    return list(
+        session.scalars(
+            select(Grant)
+            .where(
+                Grant.consumer_department_id == consumer_department_id,
+                Grant.entry_id == entry_id,
+            )
+            .order_by(Grant.id.desc())
+        )
+    )
+
+
 def check_grant(
     session: Session,
     consumer_department_id: int,
@@ -298,43 +369,10 @@ def check_grant(
 ) -> Grant:
     """The grant in force that lets the consumer receive ``field`` of the entry by
     ``method`` today; otherwise PermissionDenied with the reason (the data services call
-    this on every delivery, so a change of status takes effect at once)."""
-    today = today or china_today()
-    try:
-        method_value = ShareMethod(method).value
-    except ValueError:
-        raise PermissionDenied(f"不支持的共享方式 {method}") from None
-    grants = list(
-        session.scalars(
-            select(Grant)
-            .where(
-                Grant.consumer_department_id == consumer_department_id,
-                Grant.entry_id == entry_id,
-            )
-            .order_by(Grant.id.desc())
-        )
+    :func:`decide` on every delivery, so a change of status takes effect at once)."""
+    return decide(
+        grants_of(session, consumer_department_id, entry_id),
+        [field],
+        method,
+        today or china_today(),
     )
-    if not grants:
-        raise PermissionDenied("本部门没有该资源的共享授权，请先提出共享申请")
-    in_force = [g for g in grants if g.in_force(today)]
-    for grant in in_force:
-        if field in grant.items and method_value in grant.methods:
-            return grant
-    if in_force:
-        if not any(field in g.items for g in in_force):
-            raise PermissionDenied(f"共享授权不包括信息项 {field}")
-        label = (
-            ShareMethod(method_value).label
-            if method_value in ShareMethod._value2member_map_
-            else method_value
-        )
-        raise PermissionDenied(f"共享授权不包括共享方式“{label}”")
-    grant = grants[0]
-    status = GrantStatus(grant.status)
-    if status is G.TERMINATED:
-        raise PermissionDenied(f"共享授权已被终止：{grant.status_reason}")
-    if status is G.SUSPENDED:
-        raise PermissionDenied(f"共享授权已被暂停：{grant.status_reason}")
-    if today < grant.starts_on:
-        raise PermissionDenied(f"共享授权自 {grant.starts_on.isoformat()} 起生效")
-    raise PermissionDenied(f"共享授权已于 {grant.ends_on.isoformat()} 到期，请重新申请")

@@ -1,0 +1,1 @@
+"""Data services: query, cross-verification and batch exchange of granted data."""

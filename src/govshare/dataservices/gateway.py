@@ -1,0 +1,821 @@
+"""The hot path: a department system's call to a data service.
+
+Each call is authenticated by the department's app credential, checked against the grants
+of the consumer for the service's entry (:func:`govshare.sharing.grants.decide`: no grant, a
+grant not in force, an item or a method outside it is refused with the reason), held to the
+grant's rate limit and daily quota, answered from the entry's data table (never a deleted
+record), and written to the usage ledger and the audit chain (:mod:`.ledger`) before the
+response leaves.
+
+A worker keeps what it has read of credentials, services and grants for
+``dataservice_cache_seconds`` (2 s by default): a revoked credential or a suspended grant is
+refused by every worker within that time, and at once by the worker that changed it.
+Records are read on one connection per worker, outside the ORM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import math
+import os
+import secrets
+import threading
+import time
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import unquote
+
+import orjson
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.requests import Request
+from starlette.responses import Response
+
+from govshare.catalog.models import CatalogEntry, DataType
+from govshare.config import get_settings
+from govshare.dataservices import ledger as ledger_mod
+from govshare.dataservices.models import (
+    CallMethod,
+    CallOutcome,
+    DataService,
+    GrantLimit,
+    ServiceStatus,
+)
+from govshare.dataservices.service import effective_limits
+from govshare.db import LOCAL_TZ, utcnow
+from govshare.errors import NotAuthenticated, PermissionDenied
+from govshare.ingestion.models import DataTable
+from govshare.orgs import service as orgs_service
+from govshare.orgs.models import Department
+from govshare.permissions import Perm
+from govshare.principal import Principal
+from govshare.sharing.grants import decide, grants_of
+
+#: the header naming the person at the calling system (经办人), UTF-8 percent-encoded
+USER_HEADER = "x-govshare-user"
+MAX_KEYS = 100
+MAX_FILTER_ROWS = 100
+
+RESULT_LABELS = {"match": "一致", "no_match": "不一致", "no_record": "无记录"}
+
+
+# ---------------------------------------------------------------- cached views
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    principal: Principal
+    system_name: str
+    department_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceView:
+    id: int
+    name: str
+    status: str
+    withdrawn_reason: str
+    methods: frozenset[str]
+    entry_id: int
+    entry_code: str
+    entry_name: str
+    provider_department_id: int
+    provider_name: str
+    table: str
+    key_field: str
+    #: field -> data type of the entry's current items (the deliverable ones)
+    columns: dict[str, str]
+    names: dict[str, str]
+    rate_per_minute: int | None
+    daily_quota: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class GrantView:
+    id: int
+    items: frozenset[str]
+    methods: frozenset[str]
+    status: str
+    status_reason: str
+    starts_on: date
+    ends_on: date
+    purpose: str
+    scenario: str
+    conditions: str
+    approved_by: str
+    rate_per_minute: int
+    daily_quota: int
+
+
+class CallError(Exception):
+    """A refused call: its status, code and Chinese message (and Retry-After for 429)."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        outcome: CallOutcome = CallOutcome.REFUSED,
+        retry_after: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.outcome = outcome
+        self.retry_after = retry_after
+
+
+class _Bucket:
+    """A token bucket: ``rate`` calls per minute, bursts up to a minute's worth."""
+
+    __slots__ = ("rate", "stamp", "tokens")
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.tokens = rate
+        self.stamp = time.monotonic()
+
+    def take(self, rate: float) -> float:
+        """0 when a call may go now, else the seconds until it may."""
+        now = time.monotonic()
+        if rate != self.rate:
+            self.rate = rate
+            self.tokens = min(self.tokens, rate)
+        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate / 60.0)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return 0.0
+        return (1.0 - self.tokens) * 60.0 / self.rate
+
+
+# ---------------------------------------------------------------- value handling
+
+
+def _norm_text(value: Any) -> str:
+    return unicodedata.normalize("NFKC", str(value)).strip()
+
+
+def _same(data_type: str, stored: Any, claimed: Any) -> bool:
+    """Whether a claimed value equals the stored one, compared as the item's type."""
+    try:
+        if data_type in (DataType.INTEGER, DataType.DECIMAL):
+            return Decimal(str(stored)) == Decimal(_norm_text(claimed))
+        if data_type == DataType.BOOLEAN:
+            truth = {"true": True, "1": True, "是": True, "false": False, "0": False, "否": False}
+            want = claimed if isinstance(claimed, bool) else truth.get(_norm_text(claimed).lower())
+            return want is not None and bool(stored) is want
+        if data_type == DataType.DATE:
+            have = stored if isinstance(stored, date) else date.fromisoformat(str(stored)[:10])
+            return have == date.fromisoformat(_norm_text(claimed)[:10])
+        if data_type == DataType.DATETIME:
+            return _as_datetime(stored) == _as_datetime(_norm_text(claimed))
+        if data_type in (DataType.ID_NUMBER, DataType.CREDIT_CODE):
+            return _norm_text(stored).upper() == _norm_text(claimed).upper()
+        return _norm_text(stored) == _norm_text(claimed)
+    except (InvalidOperation, ValueError, TypeError):
+        return False
+
+
+def _as_datetime(value: Any) -> datetime:
+    dt = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value, default=_json_default)
+
+
+def _json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(dumps(body), status_code=status, media_type="application/json", headers=headers)
+
+
+def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "field": field}}
+
+
+def seconds_to_midnight() -> int:
+    now = datetime.now(LOCAL_TZ)
+    tomorrow = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), LOCAL_TZ)
+    return max(1, math.ceil((tomorrow - now).total_seconds()))
+
+
+# ---------------------------------------------------------------- the gateway
+
+
+@dataclass(slots=True)
+class Call:
+    """What one call is about, filled as it goes (for the ledger and the audit)."""
+
+    method: CallMethod
+    service_id: int
+    ip: str
+    caller: Caller | None = None
+    calling_user: str = ""
+    service: ServiceView | None = None
+    grant: GrantView | None = None
+    items: Sequence[str] = ()
+    subjects: Sequence[str] = ()
+    volume: int = 0
+    call_id: str = ""
+
+
+class Gateway:
+    """One per worker process and engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        settings = get_settings()
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self.ttl = settings.dataservice_cache_seconds
+        self.defaults = (settings.dataservice_rate_per_minute, settings.dataservice_daily_quota)
+        self.workers = max(1, int(os.environ.get("GOVSHARE_WORKERS", "1") or 1))
+        self._hmac_key = ("subject:" + settings.resolved_secret_key()).encode()
+        self._factory = sessionmaker(bind=engine, expire_on_commit=False)
+        self._creds: dict[str, tuple[float, Caller | NotAuthenticated]] = {}
+        self._services: dict[int, tuple[float, ServiceView | None]] = {}
+        self._grants: dict[tuple[int, int], tuple[float, list[GrantView]]] = {}
+        self._buckets: dict[int, _Bucket] = {}
+        self._raw: Any = None
+        self._raw_lock = threading.Lock()
+        self._sql_cache: dict[tuple[str, str, int, tuple[str, ...]], str] = {}
+        self.ledger = ledger_mod.writer(engine)
+
+    # ------------------------------------------------------------ caches
+
+    def forget(self) -> None:
+        """Drop every cached credential, service and grant (after a change here)."""
+        self._creds.clear()
+        self._services.clear()
+        self._grants.clear()
+
+    def _caller(self, raw: str, ip: str) -> Caller:
+        now = time.monotonic()
+        token = hashlib.sha256(raw.encode()).hexdigest()  # no secret kept in memory
+        hit = self._creds.get(token)
+        if hit is None or hit[0] < now:
+            value: Caller | NotAuthenticated
+            with self._factory() as session:
+                try:
+                    principal = orgs_service.authenticate_credential(session, raw, ip)
+                    dept = session.get(Department, principal.department_id)
+                    system = principal.name.split("（", 1)[0]
+                    value = Caller(principal, system, dept.name if dept else "")
+                    session.commit()  # last_used_at
+                except NotAuthenticated as exc:
+                    value = exc
+            if len(self._creds) > 10_000:
+                self._creds.clear()
+            hit = (now + self.ttl, value)
+            self._creds[token] = hit
+        value = hit[1]
+        if isinstance(value, NotAuthenticated):
+            raise CallError(401, value.code, value.message)
+        if value.principal.ip != ip:
+            value = Caller(
+                Principal(
+                    kind=value.principal.kind,
+                    id=value.principal.id,
+                    name=value.principal.name,
+                    role=value.principal.role,
+                    department_id=value.principal.department_id,
+                    jurisdiction_id=value.principal.jurisdiction_id,
+                    ip=ip,
+                    permissions=value.principal.permissions,
+                ),
+                value.system_name,
+                value.department_name,
+            )
+        return value
+
+    def service_view(self, service_id: int) -> ServiceView | None:
+        now = time.monotonic()
+        hit = self._services.get(service_id)
+        if hit is None or hit[0] < now:
+            with self._factory() as session:
+                view = load_service_view(session, service_id)
+            hit = (now + self.ttl, view)
+            self._services[service_id] = hit
+        return hit[1]
+
+    def grant_views(self, consumer_department_id: int, service: ServiceView) -> list[GrantView]:
+        now = time.monotonic()
+        key = (consumer_department_id, service.entry_id)
+        hit = self._grants.get(key)
+        if hit is None or hit[0] < now:
+            with self._factory() as session:
+                views = load_grant_views(session, consumer_department_id, service, self.defaults)
+            hit = (now + self.ttl, views)
+            self._grants[key] = hit
+        return hit[1]
+
+    # ------------------------------------------------------------ reading records
+
+    def _connection(self) -> Any:
+        if self._raw is None:
+            proxy = self.engine.raw_connection()
+            conn: Any = proxy.driver_connection
+            if self.dialect == "postgresql":
+                conn.autocommit = True
+            self._raw = (proxy, conn)
+        return self._raw[1]
+
+    def _sql(self, service: ServiceView, fields: Sequence[str], where: str, n: int) -> str:
+        key = (service.table, where, n, tuple(fields))
+        sql = self._sql_cache.get(key)
+        if sql is None:
+            ph = "?" if self.dialect == "sqlite" else "%s"
+            cols = ", ".join(f'"{f}"' for f in (service.key_field, *fields))
+            if where == "keys":
+                cond = f'"{service.key_field}" IN ({", ".join([ph] * n)})'
+            else:  # filter on n fields, given in ``fields`` order after the output fields
+                cond = " AND ".join(f'"{f}" = {ph}' for f in fields[len(fields) - n :])
+                cols = ", ".join(f'"{f}"' for f in (service.key_field, *fields[: len(fields) - n]))
+            # identifiers come from the catalog (fields match ^[a-z][a-z0-9_]*$), values are
+            # bound parameters
+            sql = f'SELECT {cols} FROM "{service.table}" WHERE {cond} AND NOT "_deleted"'  # noqa: S608
+            if where == "filter":
+                sql += f" LIMIT {MAX_FILTER_ROWS}"
+            if len(self._sql_cache) > 4096:
+                self._sql_cache.clear()
+            self._sql_cache[key] = sql
+        return sql
+
+    def fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        with self._raw_lock:
+            for attempt in (0, 1):
+                conn = self._connection()
+                try:
+                    cur = conn.execute(sql, params)
+                    rows: list[tuple[Any, ...]] = cur.fetchall()
+                    return rows
+                except Exception:
+                    self._drop_connection()
+                    if attempt:
+                        raise
+            raise AssertionError("unreachable")
+
+    def _drop_connection(self) -> None:
+        if self._raw is not None:
+            proxy, _conn = self._raw
+            self._raw = None
+            with contextlib.suppress(Exception):  # the connection is gone anyway
+                proxy.invalidate()
+
+    # ------------------------------------------------------------ the call
+
+    def _subject_hash(self, key: str) -> str:
+        return hmac.new(self._hmac_key, key.encode(), "sm3").hexdigest()[:32]
+
+    def authorize(self, call: Call, fields: Sequence[str] | None) -> GrantView:
+        """Check the caller, the service and the grant; fill ``call``."""
+        caller = call.caller
+        assert caller is not None
+        call.items = list(fields or ())
+        if not caller.principal.can(Perm.SERVICE_CALL):
+            raise CallError(403, "permission_denied", "该凭证无权调用共享服务")
+        service = self.service_view(call.service_id)
+        if service is None:
+            raise CallError(404, "not_found", "共享服务不存在")
+        call.service = service
+        if service.status != ServiceStatus.PUBLISHED.value:
+            raise CallError(410, "service_withdrawn", f"共享服务已停用：{service.withdrawn_reason}")
+        if call.method.value not in service.methods:
+            raise CallError(403, "permission_denied", f"该服务不提供“{call.method.label}”方式")
+        if fields is not None:
+            unknown = [f for f in fields if f not in service.columns]
+            if unknown:
+                raise CallError(422, "validation_failed", f"资源没有信息项 {'、'.join(unknown)}")
+        assert caller.principal.department_id is not None
+        grants = self.grant_views(caller.principal.department_id, service)
+        today = datetime.now(LOCAL_TZ).date()
+        try:
+            grant = decide(grants, fields or (), call.method.value, today)
+        except PermissionDenied as exc:
+            raise CallError(403, "permission_denied", exc.message) from None
+        call.grant = grant
+        if fields is None:  # every granted item the entry still has
+            call.items = [f for f in service.columns if f in grant.items]
+        else:
+            call.items = list(fields)
+        # quota and rate limit
+        used = self.ledger.counts.values.get((grant.id, today), 0)
+        if used >= grant.daily_quota:
+            raise CallError(
+                429,
+                "quota_exceeded",
+                f"今日调用已达共享授权的日限额 {grant.daily_quota} 次",
+                CallOutcome.LIMITED,
+                retry_after=seconds_to_midnight(),
+            )
+        bucket = self._buckets.get(grant.id)
+        rate = grant.rate_per_minute / self.workers
+        if bucket is None:
+            bucket = self._buckets[grant.id] = _Bucket(rate)
+        wait = bucket.take(rate)
+        if wait:
+            raise CallError(
+                429,
+                "rate_limited",
+                f"调用过于频繁：共享授权限每分钟 {grant.rate_per_minute} 次",
+                CallOutcome.LIMITED,
+                retry_after=max(1, math.ceil(wait)),
+            )
+        return grant
+
+    def pending(self, call: Call, outcome: CallOutcome, reason: str = "") -> ledger_mod.Pending:
+        """The ledger row and audit entry of a call (authenticated callers only)."""
+        from govshare.audit.service import canonical_json
+
+        caller = call.caller
+        assert caller is not None
+        now = utcnow()
+        service, grant = call.service, call.grant
+        subjects = [self._subject_hash(s) for s in call.subjects[:MAX_KEYS]]
+        ledger_row = {
+            "occurred_at": now,
+            "day": now.astimezone(LOCAL_TZ).date(),
+            "call_id": call.call_id,
+            "service_id": service.id if service else None,
+            "entry_id": service.entry_id if service else None,
+            "grant_id": grant.id if grant else None,
+            "provider_department_id": service.provider_department_id if service else None,
+            "consumer_department_id": caller.principal.department_id,
+            "credential_id": caller.principal.id if caller.principal.kind == "credential" else None,
+            "calling_system": caller.system_name[:128],
+            "calling_user": call.calling_user[:128],
+            "purpose": grant.purpose if grant else "",
+            "scenario": grant.scenario if grant else "",
+            "approved_by": grant.approved_by if grant else "",
+            "method": call.method.value,
+            "outcome": outcome.value,
+            "items": list(call.items),
+            "subjects": ",".join(subjects),
+            "subject_count": len(call.subjects),
+            "volume": call.volume,
+            "export_id": None,
+            "reason": reason[:512],
+            "ip": call.ip[:64],
+        }
+        p = caller.principal
+        details: dict[str, Any] = {
+            "call_id": call.call_id,
+            "method": call.method.value,
+            "outcome": outcome.value,
+            "grant_id": grant.id if grant else None,
+            "items": list(call.items),
+            "subjects": len(call.subjects),
+            "volume": call.volume,
+            "user": call.calling_user,
+        }
+        if reason:
+            details["reason"] = reason
+        audit_row = {
+            "occurred_at": now,
+            "actor_type": p.kind,
+            "actor_id": p.id,
+            "actor_name": p.name[:128],
+            "role": p.role_code,
+            "department_id": p.department_id,
+            "action": f"dataservices:call:{call.method.value}",
+            "target_type": "data_service",
+            "target_id": str(call.service_id),
+            "ip": call.ip[:64],
+            "details": canonical_json(details),
+        }
+        return ledger_mod.Pending(
+            ledger_row, audit_row, counted=outcome in (CallOutcome.OK, CallOutcome.NOT_FOUND)
+        )
+
+    def meta(self, call: Call) -> dict[str, Any]:
+        service, grant = call.service, call.grant
+        assert service is not None
+        assert grant is not None
+        return {
+            "call_id": call.call_id,
+            "service_id": service.id,
+            "service": service.name,
+            "entry_code": service.entry_code,
+            "provider": service.provider_name,
+            "grant_id": grant.id,
+            "purpose": grant.purpose,
+            "scenario": grant.scenario,
+            "conditions": grant.conditions,
+            "approved_by": grant.approved_by,
+            "items": list(call.items),
+            "item_names": {f: service.names.get(f, f) for f in call.items},
+            "delivered_at": utcnow().strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "notice": "共享数据仅限用于授权的用途和场景，不得挪作他用或向第三方提供",
+        }
+
+    async def handle(self, request: Request, service_id: int, method: CallMethod) -> Response:
+        """Answer one call (query or verification); every path is ledgered and audited."""
+        from govshare.deps import client_ip
+
+        call = Call(method=method, service_id=service_id, ip=client_ip(request))
+        call.call_id = secrets.token_hex(12)
+        signed = request.query_params.get("signed") in ("1", "true")
+        try:
+            auth = request.headers.get("authorization", "")
+            if not auth[:7].lower() == "bearer ":
+                raise CallError(
+                    401, "not_authenticated", "请使用应用凭证调用（Authorization: Bearer ...）"
+                )
+            call.caller = self._caller(auth[7:].strip(), call.ip)
+        except CallError as exc:
+            await self._audit_unauthenticated(call, exc)
+            return _json_response(exc.status, error_body(exc.code, exc.message))
+        try:
+            call.calling_user = unquote(request.headers.get(USER_HEADER, "")).strip()
+            body = await request.body()
+            try:
+                payload = orjson.loads(body) if body else {}
+            except orjson.JSONDecodeError:
+                raise CallError(422, "validation_failed", "请求体不是有效的 JSON") from None
+            if not isinstance(payload, dict):
+                raise CallError(422, "validation_failed", "请求体须为 JSON 对象")
+            if not call.calling_user:
+                raise CallError(
+                    422,
+                    "validation_failed",
+                    "请在请求头 X-Govshare-User 中注明经办人（UTF-8 百分号编码）",
+                )
+            if method is CallMethod.VERIFICATION:
+                document = self._verify(call, payload)
+            else:
+                document = self._query(call, payload)
+        except CallError as exc:
+            await self._write_refusal(call, exc)
+            headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+            if headers is None:
+                headers = {}
+            headers["X-Govshare-Call-Id"] = call.call_id
+            return _json_response(exc.status, error_body(exc.code, exc.message), headers)
+        outcome = CallOutcome.OK if call.volume else CallOutcome.NOT_FOUND
+        try:
+            await self.ledger.write([self.pending(call, outcome)])
+        except Exception:
+            return _json_response(
+                503,
+                error_body(
+                    "ledger_unavailable", "使用台账暂时无法写入，本次调用未返回数据，请稍后重试"
+                ),
+            )
+        if signed:
+            from govshare.signing import service as signing  # type: ignore[import-untyped]
+
+            try:
+                document = signing.sign_document(document)
+            except Exception as exc:  # no key configured: say so, the data was ledgered
+                message = getattr(exc, "message", str(exc))
+                return _json_response(503, error_body("signing_unavailable", message))
+        return _json_response(200, document, {"X-Govshare-Call-Id": call.call_id})
+
+    async def _write_refusal(self, call: Call, exc: CallError) -> None:
+        with contextlib.suppress(Exception):  # the refusal is answered anyway
+            await self.ledger.write([self.pending(call, exc.outcome, exc.message)])
+
+    async def _audit_unauthenticated(self, call: Call, exc: CallError) -> None:
+        """A call without a valid credential has no consumer: audit only."""
+        from govshare.audit.service import canonical_json
+
+        now = utcnow()
+        row = {
+            "occurred_at": now,
+            "actor_type": "anonymous",
+            "actor_id": None,
+            "actor_name": "匿名",
+            "role": "",
+            "department_id": None,
+            "action": f"dataservices:call:{call.method.value}",
+            "target_type": "data_service",
+            "target_id": str(call.service_id),
+            "ip": call.ip[:64],
+            "details": canonical_json(
+                {"call_id": call.call_id, "outcome": "refused", "reason": exc.message}
+            ),
+        }
+        with contextlib.suppress(Exception):
+            await self.ledger.write([ledger_mod.Pending({}, row, counted=False)])
+
+    # ------------------------------------------------------------ methods
+
+    def _keys(self, payload: dict[str, Any]) -> list[str]:
+        key = payload.get("key")
+        keys = payload.get("keys")
+        if key is not None and keys is not None:
+            raise CallError(422, "validation_failed", "key 与 keys 只能提供一个")
+        if key is not None:
+            keys = [key]
+        if keys is None:
+            return []
+        if not isinstance(keys, list) or not all(isinstance(k, str) and k for k in keys):
+            raise CallError(422, "validation_failed", "keys 须为非空字符串列表")
+        if len(keys) > MAX_KEYS:
+            raise CallError(422, "validation_failed", f"一次最多查询 {MAX_KEYS} 个主体")
+        return [k.strip().upper() for k in keys]
+
+    def _query(self, call: Call, payload: dict[str, Any]) -> dict[str, Any]:
+        items = payload.get("items")
+        if items is not None and (
+            not isinstance(items, list) or not all(isinstance(i, str) for i in items) or not items
+        ):
+            raise CallError(422, "validation_failed", "items 须为信息项字段名的列表")
+        filters = payload.get("filters")
+        keys = self._keys(payload)
+        if filters is not None:
+            if keys or not isinstance(filters, dict) or not filters:
+                raise CallError(
+                    422, "validation_failed", "请提供 key、keys 或 filters（等值条件）之一"
+                )
+        elif not keys:
+            raise CallError(422, "validation_failed", "请提供 key、keys 或 filters（等值条件）之一")
+        wanted = list(dict.fromkeys(items)) if items else None
+        filter_fields = list(filters) if filters else []
+        # the fields filtered on must be granted too: a filter reveals their values
+        check = (
+            None
+            if wanted is None and not filter_fields
+            else (wanted or []) + [f for f in filter_fields if f not in (wanted or [])]
+        )
+        grant = self.authorize(call, check)
+        service = call.service
+        assert service is not None
+        out = [f for f in service.columns if f in grant.items] if wanted is None else wanted
+        call.items = out
+        if filters:
+            sql = self._sql(service, [*out, *filter_fields], "filter", len(filter_fields))
+            params = [filters[f] for f in filter_fields]
+            call.subjects = [orjson.dumps(filters, option=orjson.OPT_SORT_KEYS).decode()]
+        else:
+            sql = self._sql(service, out, "keys", len(keys))
+            params = keys
+            call.subjects = keys
+        rows = self.fetch(sql, params)
+        key_field = service.key_field
+        bools = [i for i, f in enumerate(out) if service.columns[f] == DataType.BOOLEAN]
+        records = []
+        for row in rows:
+            values = list(row[1:])
+            for i in bools:
+                if values[i] is not None:
+                    values[i] = bool(values[i])
+            rec = dict(zip(out, values, strict=True))
+            if key_field not in rec:
+                rec = {"_key": row[0], **rec}
+            records.append(rec)
+        call.volume = len(records)
+        return {"records": records, "count": len(records), "meta": self.meta(call)}
+
+    def _verify(self, call: Call, payload: dict[str, Any]) -> dict[str, Any]:
+        claims = payload.get("claims")
+        keys = self._keys(payload)
+        if len(keys) != 1:
+            raise CallError(422, "validation_failed", "核验须提供一个主体标识 key")
+        if not isinstance(claims, dict) or not claims:
+            raise CallError(422, "validation_failed", "claims 须为 {信息项字段名: 申报值} 对象")
+        fields = list(claims)
+        self.authorize(call, fields)
+        service = call.service
+        assert service is not None
+        call.subjects = keys
+        rows = self.fetch(self._sql(service, fields, "keys", 1), keys)
+        results: dict[str, str] = {}
+        if not rows:
+            results = dict.fromkeys(fields, "no_record")
+        else:
+            row = rows[0]
+            for i, f in enumerate(fields):
+                stored = row[i + 1]
+                if stored is None:
+                    results[f] = "no_record"
+                elif _same(service.columns[f], stored, claims[f]):
+                    results[f] = "match"
+                else:
+                    results[f] = "no_match"
+        call.volume = 1 if rows else 0
+        return {
+            "subject_found": bool(rows),
+            "results": results,
+            "labels": {f: RESULT_LABELS[r] for f, r in results.items()},
+            "meta": self.meta(call),
+        }
+
+
+# ---------------------------------------------------------------- loading views
+
+
+def load_service_view(session: Session, service_id: int) -> ServiceView | None:
+    if not 0 < service_id < 2**31:
+        return None
+    service = session.get(DataService, service_id)
+    if service is None:
+        return None
+    entry = session.get(CatalogEntry, service.entry_id)
+    table = session.get(DataTable, service.entry_id)
+    if entry is None or entry.current_version is None or table is None:
+        return None
+    version = entry.current_version
+    columns = {
+        it["field"]: it["data_type"]
+        for it in version.data_items
+        if it["field"] in table.columns and not table.columns[it["field"]].get("removed")
+    }
+    names = {it["field"]: it["name"] for it in version.data_items}
+    provider = session.get(Department, service.provider_department_id)
+    return ServiceView(
+        id=service.id,
+        name=service.name,
+        status=service.status if entry.status == "published" else ServiceStatus.WITHDRAWN.value,
+        withdrawn_reason=service.withdrawn_reason or "目录资源已撤销",
+        methods=frozenset(service.methods),
+        entry_id=entry.id,
+        entry_code=entry.code,
+        entry_name=version.name,
+        provider_department_id=service.provider_department_id,
+        provider_name=provider.name if provider else "",
+        table=table.table_name,
+        key_field=table.key_field,
+        columns=columns,
+        names=names,
+        rate_per_minute=service.rate_per_minute,
+        daily_quota=service.daily_quota,
+    )
+
+
+def load_grant_views(
+    session: Session,
+    consumer_department_id: int,
+    service: ServiceView,
+    defaults: tuple[int, int],
+) -> list[GrantView]:
+    grants = grants_of(session, consumer_department_id, service.entry_id)
+    limits = (
+        {
+            row.grant_id: row
+            for row in session.scalars(
+                select(GrantLimit).where(GrantLimit.grant_id.in_([g.id for g in grants]))
+            )
+        }
+        if grants
+        else {}
+    )
+    svc = DataService(rate_per_minute=service.rate_per_minute, daily_quota=service.daily_quota)
+    views = []
+    for g in grants:
+        lim = effective_limits(limits.get(g.id), svc, defaults)
+        views.append(
+            GrantView(
+                id=g.id,
+                items=frozenset(g.items),
+                methods=frozenset(g.methods),
+                status=g.status,
+                status_reason=g.status_reason,
+                starts_on=g.starts_on,
+                ends_on=g.ends_on,
+                purpose=g.purpose,
+                scenario=g.scenario,
+                conditions=g.conditions,
+                approved_by=g.approved_by,
+                rate_per_minute=lim.rate_per_minute,
+                daily_quota=lim.daily_quota,
+            )
+        )
+    return views
+
+
+_gateways: dict[int, Gateway] = {}
+_lock = threading.Lock()
+
+
+def gateway(engine: Engine) -> Gateway:
+    with _lock:
+        gw = _gateways.get(id(engine))
+        if gw is None or gw.engine is not engine:
+            gw = _gateways[id(engine)] = Gateway(engine)
+        return gw
+
+
+def forget_all() -> None:
+    """Make every gateway of this process re-read credentials, services and grants (called
+    after a grant, service or credential changes here)."""
+    with _lock:
+        for gw in _gateways.values():
+            gw.forget()
+
+
+def iter_gateways() -> Iterable[Gateway]:
+    return list(_gateways.values())
