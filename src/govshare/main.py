@@ -174,6 +174,9 @@ def create_app() -> FastAPI:
     from govshare.catalog import search_routes as catalog_search
     from govshare.catalog import views as catalog_views
     from govshare.dataservices import api as dataservices_api
+    from govshare.dataservices import export_routes as dataservices_exports
+    from govshare.dataservices import usage_routes as dataservices_usage
+    from govshare.dataservices import views as dataservices_views
     from govshare.ingestion import api as ingestion_api
     from govshare.ingestion import quality_routes as ingestion_quality
     from govshare.ingestion import records_routes as ingestion_records
@@ -207,6 +210,8 @@ def create_app() -> FastAPI:
         sharing_api.router,
         sharing_disputes.api_router,
         sharing_agreements.api_router,
+        dataservices_exports.api_router,
+        dataservices_usage.api_router,
         dataservices_api.router,
     ):
         app.include_router(router, prefix="/api/v1")
@@ -228,6 +233,9 @@ def create_app() -> FastAPI:
         sharing_views.router,
         sharing_disputes.page_router,
         sharing_agreements.page_router,
+        dataservices_exports.page_router,
+        dataservices_usage.page_router,
+        dataservices_views.page_router,
     ):
         app.include_router(router, include_in_schema=False)
 

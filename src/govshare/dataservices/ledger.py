@@ -79,6 +79,8 @@ class LedgerWriter:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        with self._cond:  # usable again: a later write starts a new thread
+            self._stopping = False
 
     # ------------------------------------------------------------ submitting
 
@@ -205,8 +207,7 @@ def writer(engine: Engine) -> LedgerWriter:
 
 
 def stop_writer() -> None:
-    global _writer
+    """Commit what is queued and stop the thread (at shutdown); a later call starts it."""
     with _writer_lock:
         if _writer is not None:
             _writer.stop()
-            _writer = None
