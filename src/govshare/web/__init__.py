@@ -31,6 +31,7 @@ TEMPLATE_DIRS = [
     PACKAGE / "ingestion" / "templates",
     PACKAGE / "notifications" / "templates",
     PACKAGE / "sharing" / "templates",
+    PACKAGE / "dataservices" / "templates",
 ]
 STATIC_DIR = PACKAGE / "web" / "static"
 FLASH_COOKIE = "govshare_flash"
