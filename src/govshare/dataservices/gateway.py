@@ -253,8 +253,15 @@ class Gateway:
         self._raw_lock = threading.Lock()
         self._sql_cache: dict[tuple[str, str, int, tuple[str, ...]], str] = {}
         self.ledger = ledger_mod.writer(engine)
+        self._call_prefix = secrets.token_hex(6)
+        self._calls = 0
 
     # ------------------------------------------------------------ caches
+
+    def _next_call_id(self) -> str:
+        """Unique without a system call: a random per-process prefix and a counter."""
+        self._calls += 1
+        return f"{self._call_prefix}{self._calls:012x}"
 
     def forget(self) -> None:
         """Drop every cached credential, service and grant (after a change here)."""
@@ -526,7 +533,7 @@ class Gateway:
         from govshare.deps import client_ip
 
         call = Call(method=method, service_id=service_id, ip=client_ip(request))
-        call.call_id = secrets.token_hex(12)
+        call.call_id = self._next_call_id()
         signed = request.query_params.get("signed") in ("1", "true")
         try:
             auth = request.headers.get("authorization", "")

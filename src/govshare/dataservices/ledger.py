@@ -14,19 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Engine, insert
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Engine
 
 from govshare.audit import service as audit
-from govshare.dataservices.models import GrantUsageDay, UsageEntry
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +54,14 @@ class LedgerWriter:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._factory = sessionmaker(bind=engine, expire_on_commit=False)
+        self.dialect = engine.dialect.name
+        self._sql = (
+            {k: v.replace("?", "%s") for k, v in _SQL.items()}
+            if self.dialect == "postgresql"
+            else dict(_SQL)
+        )
+        self._raw: Any = None
+        self._conn_lock = threading.Lock()
         self._cond = threading.Condition()
         self._queue: list[Pending] = []
         self._stopping = False
@@ -134,51 +139,197 @@ class LedgerWriter:
                 loop.call_soon_threadsafe(_settle, futures, error)
 
     def _commit(self, batch: list[Pending]) -> None:
-        session: Session = self._factory()
-        try:
-            audits = [item.audit for item in batch]
-            audit.append_entries(session, audits)
-            rows = []
-            for item in batch:
-                if item.ledger:  # calls without a valid credential are audited only
-                    item.ledger["audit_seq"] = item.audit["seq"]
-                    rows.append(item.ledger)
-            if rows:
-                session.execute(insert(UsageEntry), rows)
-            counts: dict[tuple[int, date], int] = {}
-            for item in batch:
-                grant_id = item.ledger.get("grant_id")
-                if grant_id is not None and item.counted:
-                    key = (grant_id, item.ledger["day"])
-                    counts[key] = counts.get(key, 0) + 1
-            totals = self._count(session, counts)
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
+        """One transaction on the writer's own DBAPI connection (no ORM on this path)."""
+        with self._conn_lock:
+            conn = self._connection()
+            try:
+                totals = self._write(conn, batch)
+                conn.commit() if self.dialect == "postgresql" else conn.execute("COMMIT")
+            except BaseException:
+                self._drop_connection()
+                raise
         self.counts.values.update(totals)
         self.batches += 1
         self.written += len(batch)
 
-    def _count(
-        self, session: Session, counts: dict[tuple[int, date], int]
-    ) -> dict[tuple[int, date], int]:
-        if not counts:
-            return {}
-        dialect = self.engine.dialect.name
-        upsert: Callable[..., Any] = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    def _connection(self) -> Any:
+        if self._raw is None:
+            proxy = self.engine.raw_connection()
+            conn: Any = proxy.driver_connection
+            if self.dialect == "postgresql":
+                conn.autocommit = False
+            self._raw = (proxy, conn)
+        return self._raw[1]
+
+    def _drop_connection(self) -> None:
+        if self._raw is not None:
+            proxy, conn = self._raw
+            self._raw = None
+            with contextlib.suppress(Exception):
+                if self.dialect == "postgresql":
+                    conn.rollback()
+                else:
+                    conn.execute("ROLLBACK")
+            with contextlib.suppress(Exception):
+                proxy.invalidate()
+
+    def _write(self, conn: Any, batch: list[Pending]) -> dict[tuple[int, date], int]:
+        pg = self.dialect == "postgresql"
+        if not pg:
+            conn.execute("BEGIN IMMEDIATE")
+        n = len(batch)
+        sql = self._sql
+        row = conn.execute(sql["bump"], (n,)).fetchone()
+        if row is None:
+            conn.execute(sql["init"], (n, audit.GENESIS_HASH))
+            last_seq, prev = n, audit.GENESIS_HASH
+        else:
+            last_seq, prev = int(row[0]), row[1]
+        seq = last_seq - n
+        audit_rows = []
+        ledger_rows = []
+        counts: dict[tuple[int, date], int] = {}
+        for item in batch:
+            e = item.audit
+            seq += 1
+            e["seq"] = seq
+            e["prev_hash"] = prev
+            ts = audit.format_ts(e["occurred_at"])
+            prev = audit.sm3_hex(
+                audit.entry_payload(
+                    seq,
+                    ts,
+                    e["actor_type"],
+                    e["actor_id"],
+                    e["actor_name"],
+                    e["role"],
+                    e["department_id"],
+                    e["action"],
+                    e["target_type"],
+                    e["target_id"],
+                    e["ip"],
+                    e["details"],
+                    e["prev_hash"],
+                )
+            )
+            e["hash"] = prev
+            stored = e["occurred_at"] if pg else _sqlite_ts(e["occurred_at"])
+            audit_rows.append(
+                (
+                    seq,
+                    stored,
+                    e["actor_type"],
+                    e["actor_id"],
+                    e["actor_name"],
+                    e["role"],
+                    e["department_id"],
+                    e["action"],
+                    e["target_type"],
+                    e["target_id"],
+                    e["ip"],
+                    e["details"],
+                    e["prev_hash"],
+                    prev,
+                )
+            )
+            led = item.ledger
+            if led:  # calls without a valid credential are audited only
+                led["audit_seq"] = seq
+                ledger_rows.append(
+                    tuple(_ledger_value(col, led[col], pg) for col in LEDGER_COLUMNS)
+                )
+                grant_id = led.get("grant_id")
+                if grant_id is not None and item.counted:
+                    key = (grant_id, led["day"])
+                    counts[key] = counts.get(key, 0) + 1
+        cur = conn.cursor()
+        cur.executemany(sql["audit"], audit_rows)
+        if ledger_rows:
+            cur.executemany(sql["ledger"], ledger_rows)
+        conn.execute(sql["tip"], (prev,))
         totals: dict[tuple[int, date], int] = {}
-        # one statement per (grant, day): a batch rarely holds more than a few grants
-        for (grant_id, day), n in sorted(counts.items()):
-            stmt = upsert(GrantUsageDay).values(grant_id=grant_id, day=day, calls=n)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["grant_id", "day"],
-                set_={"calls": GrantUsageDay.calls + stmt.excluded.calls},
-            ).returning(GrantUsageDay.calls)
-            totals[(grant_id, day)] = int(session.execute(stmt).scalar_one())
+        for (grant_id, day), calls in sorted(counts.items()):
+            got = conn.execute(
+                sql["count"], (grant_id, day if pg else day.isoformat(), calls)
+            ).fetchone()
+            totals[(grant_id, day)] = int(got[0])
         return totals
+
+
+LEDGER_COLUMNS = (
+    "occurred_at",
+    "day",
+    "call_id",
+    "service_id",
+    "entry_id",
+    "grant_id",
+    "provider_department_id",
+    "consumer_department_id",
+    "credential_id",
+    "calling_system",
+    "calling_user",
+    "purpose",
+    "scenario",
+    "approved_by",
+    "method",
+    "outcome",
+    "items",
+    "subjects",
+    "subject_count",
+    "volume",
+    "export_id",
+    "reason",
+    "ip",
+    "audit_seq",
+)
+_AUDIT_COLUMNS = (
+    "seq",
+    "occurred_at",
+    "actor_type",
+    "actor_id",
+    "actor_name",
+    "role",
+    "department_id",
+    "action",
+    "target_type",
+    "target_id",
+    "ip",
+    "details",
+    "prev_hash",
+    "hash",
+)
+#: the writer's statements, with "?" placeholders (turned into "%s" for psycopg); the
+#: column lists are constants of this module
+_SQL = {
+    "bump": "UPDATE audit_head SET last_seq = last_seq + ? WHERE id = 1 "
+    "RETURNING last_seq, last_hash",
+    "init": "INSERT INTO audit_head (id, last_seq, last_hash) VALUES (1, ?, ?)",
+    "tip": "UPDATE audit_head SET last_hash = ? WHERE id = 1",
+    "count": "INSERT INTO grant_usage_days (grant_id, day, calls) VALUES (?, ?, ?) "
+    "ON CONFLICT (grant_id, day) "
+    "DO UPDATE SET calls = grant_usage_days.calls + excluded.calls RETURNING calls",
+    "audit": f"INSERT INTO audit_entries ({', '.join(_AUDIT_COLUMNS)}) "  # noqa: S608
+    f"VALUES ({', '.join('?' * len(_AUDIT_COLUMNS))})",
+    "ledger": f"INSERT INTO usage_ledger ({', '.join(LEDGER_COLUMNS)}) "  # noqa: S608
+    f"VALUES ({', '.join('?' * len(LEDGER_COLUMNS))})",
+}
+
+
+def _sqlite_ts(ts: datetime) -> str:
+    """How SQLAlchemy stores a UTC datetime on SQLite (naive, microseconds)."""
+    return ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _ledger_value(col: str, value: Any, pg: bool) -> Any:
+    if col == "items":
+        return json.dumps(value, ensure_ascii=False)
+    if pg:
+        return value
+    if col == "occurred_at":
+        return _sqlite_ts(value)
+    if col == "day":
+        return value.isoformat()
+    return value
 
 
 def _settle(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
