@@ -122,6 +122,11 @@ def demo(
     upgrade_database()
     with unit_of_work() as session:
         result = demo_data.load(session)
+    if result.created and result.credential_token:
+        from govshare.dataservices import demo as dataservices_demo
+
+        calls = dataservices_demo.make_calls(result.credential_token)
+        console.print(f"已用演示应用凭证调用共享服务 {calls} 次（见“共享服务 › 使用台账”）。")
     if result.created:
         console.print(
             f"演示数据已载入：数据目录已发布 {result.catalog_published} 个资源，"

@@ -113,3 +113,101 @@ def load(session: Session, departments: dict[str, Department]) -> int:
         today=today,
     )
     return len(list(session.scalars(select(DataService.id))))
+
+
+def make_calls(token: str) -> int:
+    """Call the demo services through the real gateway (credential, grant check, ledger,
+    audit) so that the usage ledger and the statistics have something to show; returns how
+    many calls were made. Run after the demo data is committed."""
+    import asyncio
+
+    import orjson
+    from starlette.requests import Request
+
+    from govshare.dataservices.gateway import gateway
+    from govshare.dataservices.models import CallMethod
+    from govshare.db import get_engine, session_factory
+    from govshare.ingestion.models import DataTable
+
+    with session_factory()() as session:
+        people_entry = _entry(session, "户籍人口基本信息")
+        market_entry = _entry(session, "市场主体登记信息")
+        services = {
+            s.entry_id: s.id for s in session.scalars(select(DataService).order_by(DataService.id))
+        }
+        from sqlalchemy import text
+
+        people_table = session.get(DataTable, people_entry.id)
+        market_table = session.get(DataTable, market_entry.id)
+        assert people_table is not None
+        assert market_table is not None
+        people = session.execute(
+            text(f'SELECT id_number, name FROM "{people_table.table_name}" ORDER BY _id LIMIT 40')  # noqa: S608
+        ).all()
+        firms = session.execute(
+            text(f'SELECT credit_code FROM "{market_table.table_name}" ORDER BY _id LIMIT 8')  # noqa: S608
+        ).all()
+    users = ["王秀英", "李建国", "张丽"]
+    calls: list[tuple[int, CallMethod, dict[str, object], str]] = []
+    for n, (key, name) in enumerate(people):
+        claimed = name if n % 5 else name[:-1] + "某"  # one in five declared a wrong name
+        calls.append(
+            (
+                services[people_entry.id],
+                CallMethod.VERIFICATION,
+                {"key": key, "claims": {"name": claimed}},
+                users[n % 3],
+            )
+        )
+    for key, _name in people[:10]:
+        calls.append((services[people_entry.id], CallMethod.QUERY, {"key": key}, users[0]))
+    # asked for an item outside the grant: refused and recorded
+    calls.append(
+        (
+            services[people_entry.id],
+            CallMethod.QUERY,
+            {"key": people[0][0], "items": ["birth_date"]},
+            users[1],
+        )
+    )
+    for (code,) in firms:
+        calls.append((services[market_entry.id], CallMethod.QUERY, {"key": code}, users[2]))
+    gw = gateway(get_engine())
+
+    async def one(service_id: int, method: CallMethod, body: dict[str, object], user: str) -> int:
+        from urllib.parse import quote
+
+        payload = orjson.dumps(body)
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": f"/api/v1/dataservices/{service_id}",
+            "headers": [
+                (b"authorization", f"Bearer {token}".encode()),
+                (b"x-govshare-user", quote(user).encode()),
+                (b"content-type", b"application/json"),
+            ],
+            "query_string": b"",
+            "client": ("127.0.0.1", 0),
+        }
+        sent = False
+
+        async def receive() -> dict[str, object]:
+            nonlocal sent
+            if sent:
+                return {"type": "http.disconnect"}
+            sent = True
+            return {"type": "http.request", "body": payload, "more_body": False}
+
+        response = await gw.handle(Request(scope, receive), service_id, method)
+        return response.status_code
+
+    async def run() -> int:
+        done = 0
+        for call in calls:
+            await one(*call)
+            done += 1
+        gw.ledger.stop()
+        return done
+
+    return asyncio.run(run())
