@@ -582,7 +582,7 @@ class Gateway:
                 ),
             )
         if signed:
-            from govshare.signing import service as signing  # type: ignore[import-untyped]
+            from govshare.signing import service as signing
 
             try:
                 document = signing.sign_document(document)
