@@ -14,6 +14,7 @@ from govshare.audit.cli import audit_app
 from govshare.ingestion.cli import import_file
 from govshare.rules.cli import calendar_app, rulebook_app
 from govshare.sharing.cli import sharing_app
+from govshare.signing.cli import signing_app, verify_signature
 
 app = typer.Typer(
     help="govshare 政务数据共享交换平台", no_args_is_help=True, pretty_exceptions_enable=False
@@ -26,6 +27,8 @@ app.add_typer(calendar_app, name="calendar")
 app.add_typer(rulebook_app, name="rulebook")
 app.add_typer(audit_app, name="audit")
 app.add_typer(sharing_app, name="sharing")
+app.add_typer(signing_app, name="signing")
+app.command("verify-signature")(verify_signature)
 app.command("import")(import_file)
 
 console = Console()
@@ -124,7 +127,11 @@ def demo(
         result = demo_data.load(session)
     if result.created and result.credential_token:
         from govshare.dataservices import demo as dataservices_demo
+        from govshare.signing import service as signing
 
+        signer, made = signing.ensure_key()
+        if made:
+            console.print(f"已生成平台签名密钥（SM2，密钥标识 {signer.key_id}）。")
         calls = dataservices_demo.make_calls(result.credential_token)
         console.print(f"已用演示应用凭证调用共享服务 {calls} 次（见“共享服务 › 使用台账”）。")
     if result.created:

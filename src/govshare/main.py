@@ -38,6 +38,7 @@ OPENAPI_TAGS = [
         "name": "dataservices",
         "description": "共享服务：数据查询、数据核验、批量交换；使用台账与调用统计",
     },
+    {"name": "signatures", "description": "平台电子签名（SM2）：公钥、验证"},
 ]
 
 
@@ -192,6 +193,8 @@ def create_app() -> FastAPI:
     from govshare.sharing import api as sharing_api
     from govshare.sharing import dispute_routes as sharing_disputes
     from govshare.sharing import views as sharing_views
+    from govshare.signing import api as signing_api
+    from govshare.signing import views as signing_views
     from govshare.web import views as web_views
 
     for router in (
@@ -213,6 +216,7 @@ def create_app() -> FastAPI:
         dataservices_exports.api_router,
         dataservices_usage.api_router,
         dataservices_api.router,
+        signing_api.router,
     ):
         app.include_router(router, prefix="/api/v1")
     dataservices_api.install_openapi(app)
@@ -236,6 +240,7 @@ def create_app() -> FastAPI:
         dataservices_exports.page_router,
         dataservices_usage.page_router,
         dataservices_views.page_router,
+        signing_views.page_router,
     ):
         app.include_router(router, include_in_schema=False)
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import hmac
 import math
 import os
 import secrets
@@ -48,6 +47,7 @@ from govshare.dataservices.models import (
     ServiceStatus,
 )
 from govshare.dataservices.service import effective_limits
+from govshare.dataservices.usage import subject_hash
 from govshare.db import LOCAL_TZ, utcnow
 from govshare.errors import NotAuthenticated, PermissionDenied
 from govshare.ingestion.models import DataTable
@@ -243,7 +243,6 @@ class Gateway:
         self.ttl = settings.dataservice_cache_seconds
         self.defaults = (settings.dataservice_rate_per_minute, settings.dataservice_daily_quota)
         self.workers = max(1, int(os.environ.get("GOVSHARE_WORKERS", "1") or 1))
-        self._hmac_key = ("subject:" + settings.resolved_secret_key()).encode()
         self._factory = sessionmaker(bind=engine, expire_on_commit=False)
         self._creds: dict[str, tuple[float, Caller | NotAuthenticated]] = {}
         self._services: dict[int, tuple[float, ServiceView | None]] = {}
@@ -384,9 +383,6 @@ class Gateway:
 
     # ------------------------------------------------------------ the call
 
-    def _subject_hash(self, key: str) -> str:
-        return hmac.new(self._hmac_key, key.encode(), "sm3").hexdigest()[:32]
-
     def authorize(self, call: Call, fields: Sequence[str] | None) -> GrantView:
         """Check the caller, the service and the grant; fill ``call``."""
         caller = call.caller
@@ -451,7 +447,7 @@ class Gateway:
         assert caller is not None
         now = utcnow()
         service, grant = call.service, call.grant
-        subjects = [self._subject_hash(s) for s in call.subjects[:MAX_KEYS]]
+        subjects = [subject_hash(s) for s in call.subjects[:MAX_KEYS]]
         ledger_row = {
             "occurred_at": now,
             "day": now.astimezone(LOCAL_TZ).date(),
