@@ -44,6 +44,7 @@ from govshare.dataservices.models import (
     CallOutcome,
     DataService,
     GrantLimit,
+    GrantUsageDay,
     ServiceStatus,
 )
 from govshare.dataservices.service import effective_limits
@@ -322,8 +323,20 @@ class Gateway:
         key = (consumer_department_id, service.entry_id)
         hit = self._grants.get(key)
         if hit is None or hit[0] < now:
+            today = datetime.now(LOCAL_TZ).date()
             with self._factory() as session:
                 views = load_grant_views(session, consumer_department_id, service, self.defaults)
+                # the daily quota is counted in the database for every worker: take what
+                # the others (or this process before a restart) have counted
+                if views:
+                    counts = self.ledger.counts.values
+                    for gid, calls in session.execute(
+                        select(GrantUsageDay.grant_id, GrantUsageDay.calls).where(
+                            GrantUsageDay.grant_id.in_([v.id for v in views]),
+                            GrantUsageDay.day == today,
+                        )
+                    ):
+                        counts[(gid, today)] = max(counts.get((gid, today), 0), int(calls))
             hit = (now + self.ttl, views)
             self._grants[key] = hit
         return hit[1]
@@ -540,7 +553,11 @@ class Gateway:
             call.caller = self._caller(auth[7:].strip(), call.ip)
         except CallError as exc:
             await self._audit_unauthenticated(call, exc)
-            return _json_response(exc.status, error_body(exc.code, exc.message))
+            return _json_response(
+                exc.status,
+                error_body(exc.code, exc.message),
+                {"X-Govshare-Call-Id": call.call_id},
+            )
         try:
             call.calling_user = unquote(request.headers.get(USER_HEADER, "")).strip()
             body = await request.body()
