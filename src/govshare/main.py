@@ -143,10 +143,11 @@ def create_app() -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        get_engine()
-        yield
-        from govshare.dataservices import ledger
+        from govshare.dataservices import exports, ledger
 
+        exports.start_runner(get_engine())  # queued jobs, and jobs a stopped process left
+        yield
+        exports.stop_runner()  # an export in progress goes back to the queue
         ledger.stop_writer()  # commit what is queued before the process ends
 
     app = FastAPI(

@@ -352,20 +352,13 @@ CREDENTIAL_CASES = {
 }
 
 
-BATCH_401_NOT_AUDITED = pytest.mark.xfail(
-    strict=True,
-    reason="src gap: POST /exports authenticates through govshare.deps (require), which "
-    "answers 401 without the anonymous dataservices:call:batch audit entry the gateway writes",
-)
-
-
 @pytest.mark.parametrize(
     ("case", "method"),
     [
         pytest.param(
             case,
             method,
-            marks=[BATCH_401_NOT_AUDITED] if method == "batch" and case != "no_bearer" else [],
+            marks=[],
         )
         for case in CREDENTIAL_CASES
         for method in METHODS

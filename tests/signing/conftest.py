@@ -11,7 +11,6 @@ import pytest
 from fastapi import FastAPI
 
 from govshare.config import get_settings
-from govshare.signing import api, views
 
 
 @pytest.fixture
@@ -40,10 +39,5 @@ def set_env(monkeypatch: pytest.MonkeyPatch) -> Callable[[str, object], None]:
 
 @pytest.fixture
 def app(app: FastAPI, key_path: Path) -> FastAPI:
-    """The platform app (conftest's), with the signing routers until main.py includes them."""
-    paths = {getattr(route, "path", "") for route in app.routes}
-    if "/api/v1/signatures/verify" not in paths:
-        app.include_router(api.router, prefix="/api/v1")
-    if "/signatures/verify" not in paths:
-        app.include_router(views.page_router, include_in_schema=False)
+    """The platform app (conftest's), with a signing key configured."""
     return app

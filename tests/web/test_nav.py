@@ -21,6 +21,7 @@ INGEST = ["上传数据", "汇聚记录", "数据查询", "删除申请", "数�
 QUALITY = ["数据质量", "一数一源"]
 SHARING = ["共享申请", "共享审核", "共享授权", "共享争议", "共享协议"]
 RULES = ["共享规则", "工作日历"]
+SERVICES = ["服务目录", "批量交换", "使用台账", "调用统计", "签名验证"]
 
 
 def test_navigation_per_role() -> None:
@@ -32,6 +33,7 @@ def test_navigation_per_role() -> None:
         *LISTS,
         *INGEST,
         *SHARING,
+        *SERVICES,
         *ORGS,
         "用户与角色",
         "应用凭证",
@@ -43,6 +45,9 @@ def test_navigation_per_role() -> None:
         "目录检索",
         *LISTS,
         *QUALITY,
+        "服务目录",
+        "调用统计",
+        "签名验证",
         *ORGS,
         "用户与角色",
         "应用凭证",
@@ -59,6 +64,7 @@ def test_navigation_per_role() -> None:
         "共享授权",
         "共享争议",
         "共享协议",
+        *SERVICES,
         *ORGS,
         *RULES,
     ]
@@ -68,6 +74,10 @@ def test_navigation_per_role() -> None:
         *LISTS,
         *QUALITY,
         *SHARING,
+        "服务目录",
+        "使用台账",
+        "调用统计",
+        "签名验证",
         *ORGS,
         *RULES,
     ]
@@ -78,11 +88,12 @@ def test_navigation_per_role() -> None:
         *LISTS,
         *INGEST,
         *SHARING,
+        *SERVICES,
         *ORGS,
         "应用凭证",
         *RULES,
     ]
-    assert labels(Role.PUBLIC) == ["工作台"]
+    assert labels(Role.PUBLIC) == ["工作台", "签名验证"]
 
 
 def test_items_are_grouped_into_menus() -> None:
@@ -92,6 +103,7 @@ def test_items_are_grouped_into_menus() -> None:
         ("数据目录", ["目录检索", "本部门目录", *LISTS]),
         ("数据汇聚", INGEST),
         ("数据共享", ["共享申请", "共享授权", "共享争议", "共享协议"]),
+        ("共享服务", SERVICES),
         ("组织机构", ORGS),
         ("规则与日历", RULES),
     ]
