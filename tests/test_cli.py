@@ -89,6 +89,7 @@ def test_demo_is_complete_and_idempotent(fresh_db_url: str, tmp_path: Path) -> N
         assert statuses == [
             "approved",
             "approved",
+            "approved",  # the data services demo's batch request (unconditional)
             "pending_review",
             "pending_review",
             "rejected",
@@ -96,8 +97,17 @@ def test_demo_is_complete_and_idempotent(fresh_db_url: str, tmp_path: Path) -> N
             "withdrawn",
         ]
         grant_states = sorted(s.scalars(select(Grant.status)))
-        assert grant_states == ["active", "active", "suspended"]  # one from an agreement
+        # one from an agreement, one for the data services demo's batch exchange
+        assert grant_states == ["active", "active", "active", "suspended"]
         assert sorted(s.scalars(select(ShareDispute.status))) == ["escalated", "open"]
+        # published services, and real calls with the demo credential in the usage ledger
+        from govshare.dataservices.models import DataService, UsageEntry
+
+        assert s.scalar(select(func.count(DataService.id))) == 3
+        outcomes = dict(
+            s.execute(select(UsageEntry.outcome, func.count()).group_by(UsageEntry.outcome)).all()
+        )
+        assert outcomes == {"ok": 58, "refused": 1}
         assert list(s.scalars(select(ShareAgreement.status))) == ["active"]
         assert audit_service.verify(s).ok
         assert s.scalar(select(func.count(AuditEntry.seq))) > 50
