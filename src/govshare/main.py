@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -104,6 +105,34 @@ _SECURITY_HEADERS = [
 ]
 
 
+#: data-service calls are dispatched here, before FastAPI's routing walks the platform's
+#: ~140 routes (the same handler as the documented routes of dataservices/api.py)
+_CALL_PATH = re.compile(r"/api/v1/dataservices/([1-9][0-9]{0,8})/(query|verify)")
+_CALL_ROUTES = {
+    "query": "/api/v1/dataservices/{service_id}/query",
+    "verify": "/api/v1/dataservices/{service_id}/verify",
+}
+
+
+async def _data_service_call(
+    scope: Scope, receive: Receive, send: Send, match: re.Match[str]
+) -> None:
+    from govshare.dataservices import gateway
+    from govshare.dataservices.models import CallMethod
+
+    start = time.perf_counter()
+    kind = match[2]
+    method = CallMethod.QUERY if kind == "query" else CallMethod.VERIFICATION
+    response = await gateway.gateway(get_engine()).handle(
+        Request(scope, receive), int(match[1]), method
+    )
+    response.raw_headers.extend(_SECURITY_HEADERS)
+    await response(scope, receive, send)
+    route = _CALL_ROUTES[kind]
+    LATENCY.labels(route).observe(time.perf_counter() - start)
+    REQUESTS.labels("POST", route, str(response.status_code)).inc()
+
+
 class MetricsMiddleware:
     """Request metrics and security headers, as a plain ASGI middleware (the data services'
     hot path must not pay for a BaseHTTPMiddleware's extra task and body streaming)."""
@@ -115,6 +144,11 @@ class MetricsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if scope["method"] == "POST":
+            match = _CALL_PATH.fullmatch(scope["path"])
+            if match:
+                await _data_service_call(scope, receive, send, match)
+                return
         start = time.perf_counter()
         status = 500
 

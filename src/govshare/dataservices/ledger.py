@@ -66,6 +66,8 @@ class LedgerWriter:
         self._queue: list[Pending] = []
         self._stopping = False
         self._thread: threading.Thread | None = None
+        self._checkpointer: threading.Thread | None = None
+        self._checkpoint_stop = threading.Event()
         self.counts = _Counts()
         self.batches = 0
         self.written = 0
@@ -76,6 +78,35 @@ class LedgerWriter:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="govshare-ledger", daemon=True)
             self._thread.start()
+        if self.dialect == "sqlite" and self._checkpointer is None:
+            self._checkpointer = threading.Thread(
+                target=self._checkpoint_loop, name="govshare-ledger-checkpoint", daemon=True
+            )
+            self._checkpointer.start()
+
+    def _checkpoint_loop(self) -> None:
+        """SQLite: copy the write-ahead log into the database from here, every half second
+        after commits, instead of inside a commit that requests are waiting for (the
+        writer's connection has automatic checkpoints turned off)."""
+        conn: Any = None
+        seen = self.batches
+        while not self._checkpoint_stop.wait(0.5):
+            if self.batches == seen:
+                continue
+            seen = self.batches
+            try:
+                if conn is None:
+                    conn = self.engine.raw_connection()
+                conn.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except Exception:  # a busy or broken connection: try again later
+                log.exception("WAL checkpoint failed")
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        conn.invalidate()
+                    conn = None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
 
     def stop(self, timeout: float = 10.0) -> None:
         with self._cond:
@@ -84,8 +115,17 @@ class LedgerWriter:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        if self._checkpointer is not None:
+            self._checkpoint_stop.set()
+            self._checkpointer.join(timeout)
+            self._checkpointer = None
+            self._checkpoint_stop.clear()
         with self._cond:  # usable again: a later write starts a new thread
             self._stopping = False
+        if self._raw is not None and self.dialect == "sqlite":
+            with self._conn_lock, contextlib.suppress(Exception):
+                # let the pool's later users checkpoint as usual
+                self._raw[1].execute("PRAGMA wal_autocheckpoint=1000")
 
     # ------------------------------------------------------------ submitting
 
@@ -158,6 +198,8 @@ class LedgerWriter:
             conn: Any = proxy.driver_connection
             if self.dialect == "postgresql":
                 conn.autocommit = False
+            else:
+                conn.execute("PRAGMA wal_autocheckpoint=0")  # see _checkpoint_loop
             self._raw = (proxy, conn)
         return self._raw[1]
 
@@ -235,9 +277,7 @@ class LedgerWriter:
             led = item.ledger
             if led:  # calls without a valid credential are audited only
                 led["audit_seq"] = seq
-                ledger_rows.append(
-                    tuple(_ledger_value(col, led[col], pg) for col in LEDGER_COLUMNS)
-                )
+                ledger_rows.append(_ledger_tuple(led, pg))
                 grant_id = led.get("grant_id")
                 if grant_id is not None and item.counted:
                     key = (grant_id, led["day"])
@@ -317,19 +357,19 @@ _SQL = {
 
 def _sqlite_ts(ts: datetime) -> str:
     """How SQLAlchemy stores a UTC datetime on SQLite (naive, microseconds)."""
-    return ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return ts.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
-def _ledger_value(col: str, value: Any, pg: bool) -> Any:
-    if col == "items":
-        return json.dumps(value, ensure_ascii=False)
-    if pg:
-        return value
-    if col == "occurred_at":
-        return _sqlite_ts(value)
-    if col == "day":
-        return value.isoformat()
-    return value
+_ITEMS = LEDGER_COLUMNS.index("items")
+
+
+def _ledger_tuple(led: dict[str, Any], pg: bool) -> tuple[Any, ...]:
+    values = [led[col] for col in LEDGER_COLUMNS]
+    values[_ITEMS] = json.dumps(values[_ITEMS], ensure_ascii=False)
+    if not pg:  # as SQLAlchemy stores them on SQLite
+        values[0] = _sqlite_ts(values[0])
+        values[1] = values[1].isoformat()
+    return tuple(values)
 
 
 def _settle(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
