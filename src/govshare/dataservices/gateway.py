@@ -384,7 +384,11 @@ class Gateway:
             for attempt in (0, 1):
                 conn = self._connection()
                 try:
-                    cur = conn.execute(sql, params)
+                    cur = (
+                        conn.execute(sql, params, prepare=True)
+                        if self.dialect == "postgresql"
+                        else conn.execute(sql, params)
+                    )
                     rows: list[tuple[Any, ...]] = cur.fetchall()
                     return rows
                 except Exception:

@@ -283,9 +283,18 @@ class LedgerWriter:
                     key = (grant_id, led["day"])
                     counts[key] = counts.get(key, 0) + 1
         cur = conn.cursor()
-        cur.executemany(sql["audit"], audit_rows)
-        if ledger_rows:
-            cur.executemany(sql["ledger"], ledger_rows)
+        if pg:  # COPY: rows are written by psycopg's C code, not one statement each
+            with cur.copy(_COPY_AUDIT) as copy:
+                for audit_row in audit_rows:
+                    copy.write_row(audit_row)
+            if ledger_rows:
+                with cur.copy(_COPY_LEDGER) as copy:
+                    for ledger_row in ledger_rows:
+                        copy.write_row(ledger_row)
+        else:
+            cur.executemany(sql["audit"], audit_rows)
+            if ledger_rows:
+                cur.executemany(sql["ledger"], ledger_rows)
         conn.execute(sql["tip"], (prev,))
         totals: dict[tuple[int, date], int] = {}
         for (grant_id, day), calls in sorted(counts.items()):
@@ -353,6 +362,10 @@ _SQL = {
     "ledger": f"INSERT INTO usage_ledger ({', '.join(LEDGER_COLUMNS)}) "  # noqa: S608
     f"VALUES ({', '.join('?' * len(LEDGER_COLUMNS))})",
 }
+
+
+_COPY_AUDIT = f"COPY audit_entries ({', '.join(_AUDIT_COLUMNS)}) FROM STDIN"
+_COPY_LEDGER = f"COPY usage_ledger ({', '.join(LEDGER_COLUMNS)}) FROM STDIN"
 
 
 def _sqlite_ts(ts: datetime) -> str:
