@@ -60,3 +60,22 @@ def test_query_returns_only_granted_items(live: Live) -> None:
         )
         assert refused.status_code == 403
         assert "address" in refused.json()["error"]["message"] or "住址" in refused.text
+
+
+def test_control_characters_in_the_user_header_are_dropped(live: Live) -> None:
+    """A percent-encoded NUL would be refused by PostgreSQL and fail the whole shared
+    ledger commit; it is removed where the header is read."""
+    consumer, token = live.consumer()
+    live.grant(consumer, ["id_number", "name"], ["verification"])
+    with live.client() as client:
+        r = client.post(
+            f"/api/v1/dataservices/{live.service_id}/verify",
+            json={"key": person_key(5), "claims": {"name": "李5"}},
+            headers=headers(token, user="%00%E5%BC%A0%0A%E4%B8%89"),
+        )
+        assert r.status_code == 200, r.text
+        call_id = r.headers["X-Govshare-Call-Id"]
+    with live.session() as s:
+        row = s.scalar(select(UsageEntry).where(UsageEntry.call_id == call_id))
+        assert row is not None
+        assert row.calling_user == "张三"

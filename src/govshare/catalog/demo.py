@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from govshare.catalog import lists, schemas, service
-from govshare.catalog.models import CatalogEntry, ChangeTrigger, EntryStatus
+from govshare.catalog.models import CatalogEntry, CatalogVersion, ChangeTrigger, EntryStatus
 from govshare.db import china_today
 from govshare.orgs import service as orgs_service
 from govshare.orgs.models import Department
@@ -818,6 +818,17 @@ SPECS: list[tuple[Any, ...]] = [
 #: indexes of SPECS left unpublished: a draft, and one waiting for review
 DRAFT = {5}
 IN_REVIEW = {32}
+
+
+def entry_named(session: Session, name: str) -> CatalogEntry:
+    """The demo entry whose version in force has this name."""
+    entry = session.scalar(
+        select(CatalogEntry)
+        .join(CatalogVersion, CatalogVersion.id == CatalogEntry.current_version_id)
+        .where(CatalogVersion.name == name)
+    )
+    assert entry is not None, name
+    return entry
 
 
 def _principal(dept: Department, role: Role) -> Principal:

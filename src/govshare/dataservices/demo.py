@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from govshare.catalog.models import CatalogEntry, CatalogVersion
+from govshare.catalog import demo as catalog_demo
 from govshare.dataservices import service
 from govshare.dataservices.models import DataService
 from govshare.db import china_today
@@ -18,15 +18,7 @@ from govshare.permissions import Role, permissions_for
 from govshare.principal import Principal
 from govshare.sharing import service as sharing_service
 
-
-def _entry(session: Session, name: str) -> CatalogEntry:
-    entry = session.scalar(
-        select(CatalogEntry)
-        .join(CatalogVersion, CatalogVersion.id == CatalogEntry.current_version_id)
-        .where(CatalogVersion.name == name)
-    )
-    assert entry is not None, name
-    return entry
+_entry = catalog_demo.entry_named
 
 
 SERVICES = (

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 from datetime import date
 from typing import Annotated, Any, Literal
-from urllib.parse import unquote
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
@@ -169,7 +168,7 @@ def export_out(row: exports.JobRow, with_manifest: bool = False) -> ExportOut:
 
 
 def _calling_user(request: Request) -> str:
-    return unquote(request.headers.get(gw.USER_HEADER, "")).strip()
+    return gw.calling_user(request)
 
 
 def _refusal(exc: gw.CallError) -> JSONResponse:

@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import math
 import os
+import re
 import secrets
 import sys
 import threading
@@ -37,6 +38,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
 from starlette.responses import Response
 
+from govshare.audit import service as audit
 from govshare.catalog.models import CatalogEntry, DataType
 from govshare.config import get_settings
 from govshare.dataservices import ledger as ledger_mod
@@ -160,6 +162,17 @@ class _Bucket:
 
 
 # ---------------------------------------------------------------- value handling
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def calling_user(request: Request) -> str:
+    """The person named in ``X-Govshare-User`` (UTF-8, percent-encoded), without control
+    characters (a ``%00`` would be refused by PostgreSQL and fail the ledger batch it is
+    committed with), at most 128 characters."""
+    raw = unquote(request.headers.get(USER_HEADER, ""), errors="replace")
+    return _CONTROL.sub("", raw).strip()[:128]
 
 
 def _norm_text(value: Any) -> str:
@@ -464,8 +477,6 @@ class Gateway:
 
     def pending(self, call: Call, outcome: CallOutcome, reason: str = "") -> ledger_mod.Pending:
         """The ledger row and audit entry of a call (authenticated callers only)."""
-        from govshare.audit.service import canonical_json
-
         caller = call.caller
         assert caller is not None
         now = utcnow()
@@ -496,7 +507,6 @@ class Gateway:
             "reason": reason[:512],
             "ip": call.ip[:64],
         }
-        p = caller.principal
         details: dict[str, Any] = {
             "call_id": call.call_id,
             "method": call.method.value,
@@ -509,19 +519,14 @@ class Gateway:
         }
         if reason:
             details["reason"] = reason
-        audit_row = {
-            "occurred_at": now,
-            "actor_type": p.kind,
-            "actor_id": p.id,
-            "actor_name": p.name[:128],
-            "role": p.role_code,
-            "department_id": p.department_id,
-            "action": f"dataservices:call:{call.method.value}",
-            "target_type": "data_service",
-            "target_id": str(call.service_id),
-            "ip": call.ip[:64],
-            "details": canonical_json(details),
-        }
+        audit_row = audit.entry_values(
+            caller.principal,
+            f"dataservices:call:{call.method.value}",
+            "data_service",
+            call.service_id,
+            details,
+            occurred_at=now,
+        )
         return ledger_mod.Pending(
             ledger_row, audit_row, counted=outcome in (CallOutcome.OK, CallOutcome.NOT_FOUND)
         )
@@ -570,7 +575,7 @@ class Gateway:
                 {"X-Govshare-Call-Id": call.call_id},
             )
         try:
-            call.calling_user = unquote(request.headers.get(USER_HEADER, "")).strip()
+            call.calling_user = calling_user(request)
             body = await request.body()
             try:
                 payload = orjson.loads(body) if body else {}
@@ -621,24 +626,13 @@ class Gateway:
 
     async def _audit_unauthenticated(self, call: Call, exc: CallError) -> None:
         """A call without a valid credential has no consumer: audit only."""
-        from govshare.audit.service import canonical_json
-
-        now = utcnow()
-        row = {
-            "occurred_at": now,
-            "actor_type": "anonymous",
-            "actor_id": None,
-            "actor_name": "匿名",
-            "role": "",
-            "department_id": None,
-            "action": f"dataservices:call:{call.method.value}",
-            "target_type": "data_service",
-            "target_id": str(call.service_id),
-            "ip": call.ip[:64],
-            "details": canonical_json(
-                {"call_id": call.call_id, "outcome": "refused", "reason": exc.message}
-            ),
-        }
+        row = audit.entry_values(
+            Principal.anonymous(call.ip),
+            f"dataservices:call:{call.method.value}",
+            "data_service",
+            call.service_id,
+            {"call_id": call.call_id, "outcome": "refused", "reason": exc.message},
+        )
         with contextlib.suppress(Exception):
             await self.ledger.write([ledger_mod.Pending({}, row, counted=False)])
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Text, func, select
 from sqlalchemy.orm import Session
 
 from govshare.audit import service as audit
@@ -270,18 +270,12 @@ def search(
         query = query.where(DataService.subject_category == subject_category)
     if method:
         # JSON arrays are stored as text on both databases' JSON columns as compact lists
-        query = query.where(func.cast(DataService.methods, _text_type()).like(f'%"{method}"%'))
+        query = query.where(func.cast(DataService.methods, Text()).like(f'%"{method}"%'))
     if order == "new":
         query = query.order_by(DataService.published_at.desc(), DataService.id.desc())
     else:
         query = query.order_by(func.coalesce(calls.c.calls, 0).desc(), DataService.id)
     return [ServiceRow(s, e, int(c)) for s, e, c in session.execute(query.limit(limit))]
-
-
-def _text_type() -> Any:
-    from sqlalchemy import Text
-
-    return Text()
 
 
 def services_of_entry(session: Session, entry_id: int) -> list[DataService]:

@@ -13,10 +13,9 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from govshare.catalog.models import CatalogEntry, CatalogVersion
+from govshare.catalog import demo as catalog_demo
 from govshare.ingestion import records, service
 from govshare.ingestion.models import BatchSource
 from govshare.ingestion.validators import id_check_digit
@@ -97,14 +96,7 @@ def entities(rng: random.Random, n: int) -> Iterator[tuple[int, dict[str, Any]]]
         )
 
 
-def _entry(session: Session, name: str) -> CatalogEntry:
-    entry = session.scalar(
-        select(CatalogEntry)
-        .join(CatalogVersion, CatalogVersion.id == CatalogEntry.current_version_id)
-        .where(CatalogVersion.name == name)
-    )
-    assert entry is not None, name
-    return entry
+_entry = catalog_demo.entry_named
 
 
 #: persons on minimum living allowance (a sample of the registered population)

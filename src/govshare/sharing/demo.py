@@ -13,7 +13,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from govshare.catalog.models import CatalogEntry, CatalogVersion
+from govshare.catalog import demo as catalog_demo
+from govshare.catalog.models import CatalogEntry
 from govshare.db import china_today
 from govshare.orgs import service as orgs_service
 from govshare.orgs.models import Department
@@ -22,15 +23,7 @@ from govshare.principal import Principal
 from govshare.sharing import agreements, disputes, grants, service
 from govshare.sharing.models import Grant, ShareApplication
 
-
-def _entry(session: Session, name: str) -> CatalogEntry:
-    entry = session.scalar(
-        select(CatalogEntry)
-        .join(CatalogVersion, CatalogVersion.id == CatalogEntry.current_version_id)
-        .where(CatalogVersion.name == name)
-    )
-    assert entry is not None, name
-    return entry
+_entry = catalog_demo.entry_named
 
 
 def _fields(entry: CatalogEntry, *names: str) -> list[str]:
