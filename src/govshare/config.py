@@ -43,6 +43,11 @@ class Settings(BaseSettings):
         description="earlier SM2 public keys (hex) whose signatures still verify after a "
         "key rotation",
     )
+    ledger_process: bool = Field(
+        default=True,
+        description="a server worker commits its data-service calls' ledger rows and audit "
+        "entries in a writer process of its own (off: in the worker itself)",
+    )
     dataservice_cache_seconds: float = Field(
         default=2.0,
         ge=0,

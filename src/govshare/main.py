@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import re
@@ -19,6 +20,7 @@ from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from govshare import __version__
+from govshare.config import get_settings
 from govshare.db import get_engine
 from govshare.deps import DbSession
 from govshare.errors import DomainError, NotAuthenticated
@@ -218,12 +220,15 @@ def create_app() -> FastAPI:
         from govshare.dataservices import exports, ledger
 
         exports.start_runner(get_engine())  # queued jobs, and jobs a stopped process left
+        if get_settings().ledger_process:  # data-service calls' rows: see ledger_process.py
+            ledger.start_process(get_engine(), asyncio.get_running_loop())
         # what start-up built lives as long as the process: keep it out of the garbage
         # collector's full passes, which otherwise pause every request now and then
         gc.collect()
         gc.freeze()
         yield
         exports.stop_runner()  # an export in progress goes back to the queue
+        await ledger.stop_process()
         ledger.stop_writer()  # commit what is queued before the process ends
 
     app = GovshareApp(

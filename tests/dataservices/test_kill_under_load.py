@@ -1,12 +1,17 @@
 """kill -9 under load: no response a client received is missing from the usage ledger.
 
-The real server (uvicorn, one worker process) serves the live database; 16 client threads
-post verifications over keep-alive connections and record every 200 response with its call
-id; after about 1.5 s of load (longer on a busy machine, until a few hundred responses
-have been received) the serving process is killed with SIGKILL. Every call id a
-client received must then be in the usage ledger, with its audit entry (the response is
-sent only after both are committed), and ``govshare audit verify`` must find the chain
-intact.
+The real server (uvicorn, one worker process, with its ledger writer process) serves the
+live database; 16 client threads post verifications over keep-alive connections and record
+every 200 response with its call id; after about 1.5 s of load (longer on a busy machine,
+until a few hundred responses have been received) a process is killed with SIGKILL:
+
+- the serving process: the writer process must then exit by itself;
+- the writer process: the calls waiting for it answer 503, the server starts a new writer
+  and serves again.
+
+Every call id a client received with a 200 must then be in the usage ledger, with its audit
+entry (the response is sent only after both are committed), and ``govshare audit verify``
+must find the chain intact.
 """
 
 from __future__ import annotations
@@ -57,6 +62,34 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _writer_process(pid: int) -> int:
+    """The server's one child: its usage ledger writer (uvicorn itself does not fork)."""
+    children = _children(pid)
+    assert len(children) == 1, f"expected one child, the ledger writer: {children}"
+    assert "govshare.dataservices.ledger_process" in _cmdline(children[0])
+    return children[0]
+
+
+def _gone(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][:1]
+        except (OSError, IndexError):
+            return True
+        if state == "Z":  # exited; its parent (killed) no longer reaps it
+            return True
+        time.sleep(0.05)
+    return False
+
+
 @dataclass
 class Server:
     proc: subprocess.Popen[bytes]
@@ -76,6 +109,7 @@ def server(live: Live, tmp_path: Path) -> Iterator[Server]:
         "GOVSHARE_VAR_DIR": str(tmp_path / "var"),
         "GOVSHARE_SECRET_KEY": os.environ["GOVSHARE_SECRET_KEY"],
         "GOVSHARE_WORKERS": "1",
+        "GOVSHARE_LEDGER_PROCESS": "1",
         "PYTHONUNBUFFERED": "1",
     }
     with log.open("wb") as out:
@@ -136,6 +170,8 @@ class Client:
     stop: threading.Event
     killed: threading.Event
     ok: list[str] = field(default_factory=list)
+    #: 503 ledger_unavailable: the writer process was killed while the call waited for it
+    unavailable: list[str] = field(default_factory=list)
     other: list[tuple[int, str]] = field(default_factory=list)
     errors_before_kill: list[str] = field(default_factory=list)
 
@@ -169,6 +205,8 @@ class Client:
                     and json.loads(data)["results"] == {"name": "match"}
                 ):
                     self.ok.append(call_id)
+                elif resp.status == 503 and b"ledger_unavailable" in data:
+                    self.unavailable.append(call_id or "")
                 else:
                     self.other.append((resp.status, data.decode(errors="replace")[:300]))
         finally:
@@ -189,8 +227,18 @@ def _grant(live: Live, consumer: int) -> int:
     return grant_id
 
 
+def _load(clients: list[Client], at_least: int) -> None:
+    """Let the clients run ``LOAD_SECONDS``, and on a busy machine until they have
+    received ``at_least`` responses in all."""
+    time.sleep(LOAD_SECONDS)
+    deadline = time.monotonic() + 20
+    while sum(len(c.ok) for c in clients) < at_least and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("victim", ["server", "writer"])
 def test_kill_9_under_load_loses_no_ledger_entry_of_a_sent_response(
-    live: Live, server: Server
+    live: Live, server: Server, victim: str
 ) -> None:
     consumer, token = live.consumer()
     grant_id = _grant(live, consumer)
@@ -200,36 +248,52 @@ def test_kill_9_under_load_loses_no_ledger_entry_of_a_sent_response(
         threading.Thread(target=c.run, args=(live.service_id,), name=f"load-{c.index}")
         for c in clients
     ]
-    # the serving process is the one started: with --workers 1 uvicorn has no children
-    assert _children(server.proc.pid) == [], "uvicorn forked: kill the worker, not the parent"
+    writer = _writer_process(server.proc.pid)
     for t in threads:
         t.start()
-    time.sleep(LOAD_SECONDS)
-    # on a busy machine, go on until there is enough load to prove something
-    deadline = time.monotonic() + 20
-    while sum(len(c.ok) for c in clients) < 3 * MIN_RESPONSES and time.monotonic() < deadline:
-        time.sleep(0.05)
+    _load(clients, 3 * MIN_RESPONSES)
     sent_before_kill = sum(len(c.ok) for c in clients)
-    killed.set()
-    os.kill(server.proc.pid, signal.SIGKILL)
-    assert server.proc.wait(timeout=10) == -signal.SIGKILL
-    for t in threads:
-        t.join(timeout=30)
-    stop.set()
+    if victim == "server":
+        killed.set()
+        os.kill(server.proc.pid, signal.SIGKILL)
+        assert server.proc.wait(timeout=10) == -signal.SIGKILL
+        for t in threads:
+            t.join(timeout=30)
+        stop.set()
+        with pytest.raises(ConnectionRefusedError):  # nobody serves any more
+            socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
+        # the writer commits what it was sent, sees its worker gone and exits
+        assert _gone(writer, 15), "the ledger writer outlived its worker"
+    else:
+        os.kill(writer, signal.SIGKILL)
+        assert _gone(writer, 10)
+        served_at_kill = sum(len(c.ok) for c in clients)
+        # the server starts a new writer and serves again
+        _load(clients, served_at_kill + MIN_RESPONSES)
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+        new_writer = _writer_process(server.proc.pid)
+        assert new_writer != writer
+        assert sum(len(c.ok) for c in clients) >= served_at_kill + MIN_RESPONSES, (
+            "the server did not serve again after its writer was killed"
+        )
     assert not any(t.is_alive() for t in threads), "a client thread hung after the kill"
-    with pytest.raises(ConnectionRefusedError):  # nobody serves any more
-        socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
 
     errors = [e for c in clients for e in c.errors_before_kill]
     other = [o for c in clients for o in c.other]
+    unavailable = [u for c in clients for u in c.unavailable]
     received = [cid for c in clients for cid in c.ok]
     print(
-        f"\n{live.engine.dialect.name}: {len(received)} responses received "
-        f"({sent_before_kill} before the kill signal), {len(other)} other, "
-        f"{len(errors)} errors before the kill"
+        f"\n{live.engine.dialect.name}, {victim} killed: {len(received)} responses received "
+        f"({sent_before_kill} before the kill signal), {len(unavailable)} answered 503, "
+        f"{len(other)} other, {len(errors)} errors before the kill"
     )
     assert errors == [], errors[:5]
     assert other == [], other[:5]
+    # a call answers 503 only when it was waiting for the killed writer: at most one per
+    # client
+    assert len(unavailable) <= (THREADS if victim == "writer" else 0), unavailable[:5]
     assert len(received) > MIN_RESPONSES, "too little load to prove anything"
     assert len(set(received)) == len(received), "a call id was sent twice"
 

@@ -181,17 +181,42 @@ def entry_values(
     occurred_at: datetime | None = None,
 ) -> dict[str, Any]:
     """An audit entry's column values before it is chained."""
+    return actor_entry_values(
+        (actor.kind, actor.id, actor.name, actor.role_code, actor.department_id, actor.ip),
+        action,
+        target_type,
+        target_id,
+        details,
+        occurred_at,
+    )
+
+
+#: what an audit entry keeps of its actor: kind, id, name, role code, department id, IP
+ActorFields = tuple[str, int | None, str, str, int | None, str]
+
+
+def actor_entry_values(
+    actor: ActorFields,
+    action: str,
+    target_type: str,
+    target_id: object,
+    details: dict[str, Any] | None = None,
+    occurred_at: datetime | None = None,
+) -> dict[str, Any]:
+    """:func:`entry_values` from the actor's fields (a principal's, sent between
+    processes)."""
+    kind, actor_id, name, role_code, department_id, ip = actor
     return {
         "occurred_at": occurred_at or utcnow(),
-        "actor_type": _clip(actor.kind, 16),
-        "actor_id": actor.id,
-        "actor_name": _clip(actor.name, 128),
-        "role": _clip(actor.role_code, 32),
-        "department_id": actor.department_id,
+        "actor_type": _clip(kind, 16),
+        "actor_id": actor_id,
+        "actor_name": _clip(name, 128),
+        "role": _clip(role_code, 32),
+        "department_id": department_id,
         "action": _clip(action, 96),
         "target_type": _clip(target_type, 64),
         "target_id": _clip("" if target_id is None else str(target_id), 128),
-        "ip": _clip(actor.ip, 64),
+        "ip": _clip(ip, 64),
         "details": canonical_json(details or {}),
     }
 

@@ -38,7 +38,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
 from starlette.responses import Response
 
-from govshare.audit import service as audit
 from govshare.catalog.models import CatalogEntry, DataType
 from govshare.config import get_settings
 from govshare.dataservices import ledger as ledger_mod
@@ -51,7 +50,6 @@ from govshare.dataservices.models import (
     ServiceStatus,
 )
 from govshare.dataservices.service import effective_limits
-from govshare.dataservices.usage import subject_hash
 from govshare.db import LOCAL_TZ, utcnow
 from govshare.errors import NotAuthenticated, PermissionDenied
 from govshare.ingestion.models import DataTable
@@ -475,61 +473,36 @@ class Gateway:
             )
         return grant
 
-    def pending(self, call: Call, outcome: CallOutcome, reason: str = "") -> ledger_mod.Pending:
-        """The ledger row and audit entry of a call (authenticated callers only)."""
+    def record(self, call: Call, outcome: CallOutcome, reason: str = "") -> ledger_mod.CallRecord:
+        """What the ledger row and audit entry of a call are built from (authenticated
+        callers only)."""
         caller = call.caller
         assert caller is not None
-        now = utcnow()
+        p = caller.principal
         service, grant = call.service, call.grant
-        subjects = [subject_hash(s) for s in call.subjects[:MAX_KEYS]]
-        ledger_row = {
-            "occurred_at": now,
-            "day": now.astimezone(LOCAL_TZ).date(),
-            "call_id": call.call_id,
-            "service_id": service.id if service else None,
-            "entry_id": service.entry_id if service else None,
-            "grant_id": grant.id if grant else None,
-            "provider_department_id": service.provider_department_id if service else None,
-            "consumer_department_id": caller.principal.department_id,
-            "credential_id": caller.principal.id if caller.principal.kind == "credential" else None,
-            "calling_system": caller.system_name[:128],
-            "calling_user": call.calling_user[:128],
-            "purpose": grant.purpose if grant else "",
-            "scenario": grant.scenario if grant else "",
-            "approved_by": grant.approved_by if grant else "",
-            "method": call.method.value,
-            "outcome": outcome.value,
-            "items": list(call.items),
-            "subjects": ",".join(subjects),
-            "subject_count": len(call.subjects),
-            "volume": call.volume,
-            "export_id": None,
-            "reason": reason[:512],
-            "ip": call.ip[:64],
-        }
-        details: dict[str, Any] = {
-            "call_id": call.call_id,
-            "method": call.method.value,
-            "outcome": outcome.value,
-            "grant_id": grant.id if grant else None,
-            "items": list(call.items),
-            "subjects": len(call.subjects),
-            "volume": call.volume,
-            "user": call.calling_user,
-        }
-        if reason:
-            details["reason"] = reason
-        audit_row = audit.entry_values(
-            caller.principal,
-            f"dataservices:call:{call.method.value}",
-            "data_service",
+        return ledger_mod.CallRecord(
+            utcnow(),
+            call.call_id,
             call.service_id,
-            details,
-            occurred_at=now,
+            call.method.value,
+            outcome.value,
+            reason,
+            call.ip,
+            (p.kind, p.id, p.name, p.role_code, p.department_id, p.ip),
+            True,
+            caller.system_name,
+            call.calling_user,
+            (service.id, service.entry_id, service.provider_department_id) if service else None,
+            (grant.id, grant.purpose, grant.scenario, grant.approved_by) if grant else None,
+            tuple(call.items),
+            tuple(call.subjects[:MAX_KEYS]),
+            call.volume,
+            outcome in (CallOutcome.OK, CallOutcome.NOT_FOUND),
         )
-        return ledger_mod.Pending(
-            ledger_row, audit_row, counted=outcome in (CallOutcome.OK, CallOutcome.NOT_FOUND)
-        )
+
+    def pending(self, call: Call, outcome: CallOutcome, reason: str = "") -> ledger_mod.Pending:
+        """The ledger row and audit entry of a call (authenticated callers only)."""
+        return ledger_mod.pending_of(self.record(call, outcome, reason))
 
     def meta(self, call: Call) -> dict[str, Any]:
         service, grant = call.service, call.grant
@@ -602,7 +575,7 @@ class Gateway:
             return _json_response(exc.status, error_body(exc.code, exc.message), headers)
         outcome = CallOutcome.OK if call.volume else CallOutcome.NOT_FOUND
         try:
-            await self.ledger.write([self.pending(call, outcome)])
+            await self.ledger.write([self.record(call, outcome)])
         except Exception:
             return _json_response(
                 503,
@@ -622,19 +595,32 @@ class Gateway:
 
     async def _write_refusal(self, call: Call, exc: CallError) -> None:
         with contextlib.suppress(Exception):  # the refusal is answered anyway
-            await self.ledger.write([self.pending(call, exc.outcome, exc.message)])
+            await self.ledger.write([self.record(call, exc.outcome, exc.message)])
 
     async def _audit_unauthenticated(self, call: Call, exc: CallError) -> None:
         """A call without a valid credential has no consumer: audit only."""
-        row = audit.entry_values(
-            Principal.anonymous(call.ip),
-            f"dataservices:call:{call.method.value}",
-            "data_service",
+        p = Principal.anonymous(call.ip)
+        record = ledger_mod.CallRecord(
+            utcnow(),
+            call.call_id,
             call.service_id,
-            {"call_id": call.call_id, "outcome": "refused", "reason": exc.message},
+            call.method.value,
+            CallOutcome.REFUSED.value,
+            exc.message,
+            call.ip,
+            (p.kind, p.id, p.name, p.role_code, p.department_id, p.ip),
+            False,
+            "",
+            "",
+            None,
+            None,
+            (),
+            (),
+            0,
+            False,
         )
         with contextlib.suppress(Exception):
-            await self.ledger.write([ledger_mod.Pending({}, row, counted=False)])
+            await self.ledger.write([record])
 
     # ------------------------------------------------------------ methods
 

@@ -8,6 +8,12 @@ insert the ledger rows, count the calls per grant and day for the quotas) and th
 every waiting request at once. Durability is the database's own (PostgreSQL's synchronous
 commit; SQLite's WAL, which a killed server process does not lose), not weakened: calls share
 a commit instead of each paying for one.
+
+On SQLite the commit usually runs on the event loop itself, once per loop pass, for every
+call that pass gathered (:meth:`LedgerWriter.write`): SQLite works in the server's own process,
+and a thread would hand the GIL back and forth with the loop at every statement, which costs
+far more than the statements. Only when another connection holds the database's write lock
+does the batch go to the thread, so that the loop never waits for a lock.
 """
 
 from __future__ import annotations
@@ -20,15 +26,114 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import Engine
 
 from govshare.audit import service as audit
+from govshare.dataservices.usage import subject_hash
+from govshare.db import LOCAL_TZ
+
+if TYPE_CHECKING:
+    from govshare.dataservices.ledger_process import WriterProcess
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 512
+#: the most subjects of one call hashed into the ledger
+MAX_SUBJECTS = 100
+
+
+class CallRecord(NamedTuple):
+    """One data-service call as the gateway saw it: what its ledger row and audit entry are
+    built from (by :func:`pending_of`, in the writer, so that the hashing and formatting are
+    not on the request's path when the writer is a separate process)."""
+
+    occurred_at: datetime
+    call_id: str
+    #: the data service called (the audit entry's target)
+    target_id: int
+    method: str
+    outcome: str
+    reason: str
+    ip: str
+    #: the caller: kind, id, name, role code, department id, IP (``audit.ActorFields``)
+    actor: audit.ActorFields
+    #: False for a call without a valid credential: audited, not ledgered
+    ledgered: bool
+    calling_system: str
+    calling_user: str
+    #: the service's id, entry id and provider department id (None: unknown service)
+    service: tuple[int, int, int] | None
+    #: the grant's id, purpose, scenario and approver (None: no grant applied)
+    grant: tuple[int, str, str, str] | None
+    items: tuple[str, ...]
+    #: subject keys as given (hashed by :func:`pending_of`)
+    subjects: tuple[str, ...]
+    volume: int
+    #: counts towards the grant's daily quota (served calls)
+    counted: bool
+
+
+def pending_of(rec: CallRecord) -> Pending:
+    """The ledger row and audit entry of a call."""
+    method = rec.method
+    if not rec.ledgered:
+        row = audit.actor_entry_values(
+            rec.actor,
+            f"dataservices:call:{method}",
+            "data_service",
+            rec.target_id,
+            {"call_id": rec.call_id, "outcome": rec.outcome, "reason": rec.reason},
+            occurred_at=rec.occurred_at,
+        )
+        return Pending({}, row, counted=False)
+    now = rec.occurred_at
+    service, grant = rec.service, rec.grant
+    subjects = ",".join(subject_hash(s) for s in rec.subjects[:MAX_SUBJECTS])
+    items = list(rec.items)
+    kind, actor_id, _name, _role, department_id, _ip = rec.actor
+    ledger_row = {
+        "occurred_at": now,
+        "day": now.astimezone(LOCAL_TZ).date(),
+        "call_id": rec.call_id,
+        "service_id": service[0] if service else None,
+        "entry_id": service[1] if service else None,
+        "grant_id": grant[0] if grant else None,
+        "provider_department_id": service[2] if service else None,
+        "consumer_department_id": department_id,
+        "credential_id": actor_id if kind == "credential" else None,
+        "calling_system": rec.calling_system[:128],
+        "calling_user": rec.calling_user[:128],
+        "purpose": grant[1] if grant else "",
+        "scenario": grant[2] if grant else "",
+        "approved_by": grant[3] if grant else "",
+        "method": method,
+        "outcome": rec.outcome,
+        "items": items,
+        "subjects": subjects,
+        "subject_count": len(rec.subjects),
+        "volume": rec.volume,
+        "export_id": None,
+        "reason": rec.reason[:512],
+        "ip": rec.ip[:64],
+    }
+    details: dict[str, Any] = {
+        "call_id": rec.call_id,
+        "method": method,
+        "outcome": rec.outcome,
+        "grant_id": grant[0] if grant else None,
+        "items": items,
+        "subjects": len(rec.subjects),
+        "volume": rec.volume,
+        "user": rec.calling_user,
+    }
+    if rec.reason:
+        details["reason"] = rec.reason
+    audit_row = audit.actor_entry_values(
+        rec.actor, f"dataservices:call:{method}", "data_service", rec.target_id, details, now
+    )
+    return Pending(ledger_row, audit_row, counted=rec.counted)
 
 
 @dataclass(slots=True)
@@ -62,6 +167,12 @@ class LedgerWriter:
         )
         self._raw: Any = None
         self._conn_lock = threading.Lock()
+        #: SQLite: the loop's own connection (busy timeout 0) and the calls of this pass
+        self._inline_raw: Any = None
+        self._inline_lock = threading.Lock()
+        self._inline_guard = threading.Lock()
+        self._inline: list[Pending] = []
+        self._inline_scheduled = False
         self._cond = threading.Condition()
         self._queue: list[Pending] = []
         self._stopping = False
@@ -69,6 +180,8 @@ class LedgerWriter:
         self._checkpointer: threading.Thread | None = None
         self._checkpoint_stop = threading.Event()
         self.counts = _Counts()
+        #: the writer process, when the server started one (:mod:`.ledger_process`)
+        self.process: WriterProcess | None = None
         self.batches = 0
         self.written = 0
 
@@ -78,6 +191,9 @@ class LedgerWriter:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="govshare-ledger", daemon=True)
             self._thread.start()
+        self.start_checkpoints()
+
+    def start_checkpoints(self) -> None:
         if self.dialect == "sqlite" and self._checkpointer is None:
             self._checkpointer = threading.Thread(
                 target=self._checkpoint_loop, name="govshare-ledger-checkpoint", daemon=True
@@ -126,28 +242,113 @@ class LedgerWriter:
             with self._conn_lock, contextlib.suppress(Exception):
                 # let the pool's later users checkpoint as usual
                 self._raw[1].execute("PRAGMA wal_autocheckpoint=1000")
+        with self._inline_lock:  # its busy timeout 0 is not for the pool's later users
+            self._drop_inline()
 
     # ------------------------------------------------------------ submitting
 
-    async def write(self, items: Sequence[Pending]) -> None:
-        """Queue calls and wait until they are committed (raises if the commit failed)."""
+    async def write(self, records: Sequence[CallRecord]) -> None:
+        """Commit calls and wait until they are (raises if the commit failed): through the
+        writer process when the server started one, else in this process."""
+        process = self.process
+        if process is not None and process.usable(asyncio.get_running_loop()):
+            await process.write(records)
+            return
+        await self.write_here([pending_of(rec) for rec in records])
+
+    async def write_here(self, items: Sequence[Pending]) -> None:
+        """Commit calls in this process and wait until they are."""
         loop = asyncio.get_running_loop()
         futures = []
         for item in items:
             item.future = loop.create_future()
             futures.append(item.future)
+        if self.dialect == "sqlite":
+            if self._checkpointer is None:
+                self.start()
+            with self._inline_guard:
+                self._inline.extend(items)
+                schedule = not self._inline_scheduled
+                self._inline_scheduled = True
+            if schedule:
+                loop.call_soon(self._flush_inline)
+        else:
+            self._hand_over(items)
+        for fut in futures:
+            await fut
+
+    def _hand_over(self, items: Sequence[Pending]) -> None:
         with self._cond:
             if self._stopping:
                 raise RuntimeError("ledger writer is stopping")
             self._queue.extend(items)
             self._cond.notify()
         self.start()
-        for fut in futures:
-            await fut
+
+    def _flush_inline(self) -> None:
+        """SQLite, on the event loop: commit what this loop pass gathered, unless the write
+        lock is taken (by another process, an export thread or the writer thread): then the
+        thread waits for it instead of the loop."""
+        with self._inline_guard:
+            self._inline_scheduled = False
+            batch, self._inline = self._inline, []
+        if not batch:
+            return
+        if self._stopping or not self._inline_lock.acquire(blocking=False):
+            self._hand_over_or_fail(batch)
+            return
+        try:
+            try:
+                conn = self._inline_connection()
+                conn.execute("BEGIN IMMEDIATE")
+            except Exception:  # locked (busy timeout 0) or broken: the thread will wait
+                self._drop_inline()
+                self._hand_over_or_fail(batch)
+                return
+            error: BaseException | None = None
+            try:
+                totals = self._write(conn, batch, begun=True)
+                conn.execute("COMMIT")
+                self._committed(batch, totals)
+            except Exception as exc:
+                log.exception("usage ledger commit failed")
+                self._drop_inline()
+                error = exc
+        finally:
+            self._inline_lock.release()
+        self._wake(batch, error)
+
+    def _hand_over_or_fail(self, batch: list[Pending]) -> None:
+        try:
+            self._hand_over(batch)
+        except RuntimeError as exc:
+            _settle([i.future for i in batch if i.future is not None], exc)
+
+    def _inline_connection(self) -> Any:
+        if self._inline_raw is None:
+            proxy = self.engine.raw_connection()
+            conn: Any = proxy.driver_connection
+            conn.execute("PRAGMA wal_autocheckpoint=0")  # see _checkpoint_loop
+            conn.execute("PRAGMA busy_timeout=0")
+            self._inline_raw = (proxy, conn)
+        return self._inline_raw[1]
+
+    def _drop_inline(self) -> None:
+        if self._inline_raw is not None:
+            proxy, conn = self._inline_raw
+            self._inline_raw = None
+            with contextlib.suppress(Exception):
+                conn.execute("ROLLBACK")
+            with contextlib.suppress(Exception):
+                proxy.invalidate()
 
     def write_now(self, items: Sequence[Pending]) -> None:
         """Commit calls from a thread without an event loop (exports, CLI)."""
         self._commit(list(items))
+
+    def commit(self, items: Sequence[Pending]) -> dict[tuple[int, date], int]:
+        """Commit calls now (the writer process); returns the day's calls per grant."""
+        return self._commit(list(items))
 
     # ------------------------------------------------------------ the thread
 
@@ -174,11 +375,18 @@ class LedgerWriter:
         for item in batch:
             if item.future is not None:
                 by_loop.setdefault(item.future.get_loop(), []).append(item.future)
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
         for loop, futures in by_loop.items():
+            if loop is running:
+                _settle(futures, error)
+                continue
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting
                 loop.call_soon_threadsafe(_settle, futures, error)
 
-    def _commit(self, batch: list[Pending]) -> None:
+    def _commit(self, batch: list[Pending]) -> dict[tuple[int, date], int]:
         """One transaction on the writer's own DBAPI connection (no ORM on this path)."""
         with self._conn_lock:
             conn = self._connection()
@@ -188,6 +396,10 @@ class LedgerWriter:
             except BaseException:
                 self._drop_connection()
                 raise
+        self._committed(batch, totals)
+        return totals
+
+    def _committed(self, batch: list[Pending], totals: dict[tuple[int, date], int]) -> None:
         self.counts.values.update(totals)
         self.batches += 1
         self.written += len(batch)
@@ -215,9 +427,11 @@ class LedgerWriter:
             with contextlib.suppress(Exception):
                 proxy.invalidate()
 
-    def _write(self, conn: Any, batch: list[Pending]) -> dict[tuple[int, date], int]:
+    def _write(
+        self, conn: Any, batch: list[Pending], begun: bool = False
+    ) -> dict[tuple[int, date], int]:
         pg = self.dialect == "postgresql"
-        if not pg:
+        if not pg and not begun:
             conn.execute("BEGIN IMMEDIATE")
         n = len(batch)
         sql = self._sql
@@ -415,3 +629,22 @@ def stop_writer() -> None:
     with _writer_lock:
         if _writer is not None:
             _writer.stop()
+
+
+def start_process(engine: Engine, loop: asyncio.AbstractEventLoop) -> bool:
+    """Give this process's writer a writer process (a server worker at start-up)."""
+    from govshare.dataservices.ledger_process import WriterProcess
+
+    w = writer(engine)
+    if w.process is None:
+        w.process = WriterProcess(engine.url.render_as_string(hide_password=False), w.counts.values)
+    return w.process.start(loop) if not w.process.alive else True
+
+
+async def stop_process() -> None:
+    """Let the writer process commit what it was sent and exit (at shutdown)."""
+    with _writer_lock:
+        w = _writer
+    if w is not None and w.process is not None:
+        process, w.process = w.process, None
+        await process.stop()
