@@ -15,6 +15,7 @@ Records are read on one connection per worker, outside the ORM.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import math
@@ -33,6 +34,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import orjson
+import psycopg
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
@@ -227,6 +229,73 @@ def seconds_to_midnight() -> int:
     return max(1, math.ceil((tomorrow - now).total_seconds()))
 
 
+# ---------------------------------------------------------------- PostgreSQL lookups
+
+
+class _Lookups:
+    """PostgreSQL: the record lookups of the calls in flight, gathered into one
+    ``key = ANY(...)`` query per statement on an asynchronous connection of the worker's
+    event loop. While a query runs, the loop goes on serving, and the calls that arrive
+    meanwhile are looked up together by the next query."""
+
+    def __init__(self, engine: Engine, loop: asyncio.AbstractEventLoop) -> None:
+        self.conninfo = engine.url.set(drivername="postgresql").render_as_string(
+            hide_password=False
+        )
+        self.loop = loop
+        self.conn: psycopg.AsyncConnection[tuple[Any, ...]] | None = None
+        self.pending: dict[str, list[tuple[Sequence[str], asyncio.Future[Any]]]] = {}
+        self.task: asyncio.Task[None] | None = None
+
+    async def get(self, sql: str, keys: Sequence[str]) -> dict[Any, tuple[Any, ...]]:
+        fut: asyncio.Future[dict[Any, tuple[Any, ...]]] = self.loop.create_future()
+        self.pending.setdefault(sql, []).append((keys, fut))
+        if self.task is None:
+            self.task = self.loop.create_task(self._run())
+        return await fut
+
+    async def _run(self) -> None:
+        try:
+            while self.pending:
+                batch, self.pending = self.pending, {}
+                for sql, waiting in batch.items():
+                    keys = list(dict.fromkeys(k for ks, _ in waiting for k in ks))
+                    try:
+                        rows = await self._execute(sql, keys)
+                    except Exception as exc:
+                        for _, fut in waiting:
+                            if not fut.done():
+                                fut.set_exception(exc)
+                        continue
+                    by_key = {row[0]: row for row in rows}
+                    for _, fut in waiting:
+                        if not fut.done():
+                            fut.set_result(by_key)
+        finally:
+            self.task = None
+
+    async def _execute(self, sql: str, keys: list[str]) -> list[tuple[Any, ...]]:
+        for attempt in (0, 1):
+            try:
+                if self.conn is None or self.conn.closed:
+                    self.conn = await psycopg.AsyncConnection.connect(
+                        self.conninfo, autocommit=True
+                    )
+                cur = await self.conn.execute(sql, (keys,), prepare=True)
+                return await cur.fetchall()
+            except psycopg.OperationalError:
+                self.close()
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # possibly of a loop that has ended
+                conn.pgconn.finish()
+
+
 # ---------------------------------------------------------------- the gateway
 
 
@@ -265,6 +334,7 @@ class Gateway:
         self._raw: Any = None
         self._raw_lock = threading.Lock()
         self._sql_cache: dict[tuple[str, str, int, tuple[str, ...]], str] = {}
+        self._lookups: _Lookups | None = None
         self.ledger = ledger_mod.writer(engine)
         # the ledger writer thread and the event loop hand the GIL to each other at every
         # commit: at the default 5 ms switch interval a waiting thread idles the CPU
@@ -377,6 +447,8 @@ class Gateway:
             cols = ", ".join(f'"{f}"' for f in (service.key_field, *fields))
             if where == "keys":
                 cond = f'"{service.key_field}" IN ({", ".join([ph] * n)})'
+            elif where == "any":  # PostgreSQL: one array of keys
+                cond = f'"{service.key_field}" = ANY({ph})'
             else:  # filter on n fields, given in ``fields`` order after the output fields
                 cond = " AND ".join(f'"{f}" = {ph}' for f in fields[len(fields) - n :])
                 cols = ", ".join(f'"{f}"' for f in (service.key_field, *fields[: len(fields) - n]))
@@ -407,6 +479,24 @@ class Gateway:
                     if attempt:
                         raise
             raise AssertionError("unreachable")
+
+    async def lookup(
+        self, service: ServiceView, fields: Sequence[str], keys: Sequence[str]
+    ) -> dict[Any, tuple[Any, ...]]:
+        """The records of ``keys`` (key, then ``fields``), by key. On PostgreSQL the
+        lookups of concurrent calls are gathered into one query (:class:`_Lookups`), so
+        that the event loop goes on while the database answers."""
+        if self.dialect != "postgresql":
+            rows = self.fetch(self._sql(service, fields, "keys", len(keys)), keys)
+            return {row[0]: row for row in rows}
+        sql = self._sql(service, fields, "any", 0)
+        loop = asyncio.get_running_loop()
+        lookups = self._lookups
+        if lookups is None or lookups.loop is not loop:
+            if lookups is not None:
+                lookups.close()
+            lookups = self._lookups = _Lookups(self.engine, loop)
+        return await lookups.get(sql, keys)
 
     def _drop_connection(self) -> None:
         if self._raw is not None:
@@ -563,9 +653,9 @@ class Gateway:
                     "请在请求头 X-Govshare-User 中注明经办人（UTF-8 百分号编码）",
                 )
             if method is CallMethod.VERIFICATION:
-                document = self._verify(call, payload)
+                document = await self._verify(call, payload)
             else:
-                document = self._query(call, payload)
+                document = await self._query(call, payload)
         except CallError as exc:
             await self._write_refusal(call, exc)
             headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
@@ -639,7 +729,7 @@ class Gateway:
             raise CallError(422, "validation_failed", f"一次最多查询 {MAX_KEYS} 个主体")
         return [k.strip().upper() for k in keys]
 
-    def _query(self, call: Call, payload: dict[str, Any]) -> dict[str, Any]:
+    async def _query(self, call: Call, payload: dict[str, Any]) -> dict[str, Any]:
         items = payload.get("items")
         if items is not None and (
             not isinstance(items, list) or not all(isinstance(i, str) for i in items) or not items
@@ -669,13 +759,12 @@ class Gateway:
         call.items = out
         if filters:
             sql = self._sql(service, [*out, *filter_fields], "filter", len(filter_fields))
-            params = [filters[f] for f in filter_fields]
             call.subjects = [orjson.dumps(filters, option=orjson.OPT_SORT_KEYS).decode()]
+            rows = self.fetch(sql, [filters[f] for f in filter_fields])
         else:
-            sql = self._sql(service, out, "keys", len(keys))
-            params = keys
             call.subjects = keys
-        rows = self.fetch(sql, params)
+            found = await self.lookup(service, out, keys)
+            rows = [found[k] for k in dict.fromkeys(keys) if k in found]
         key_field = service.key_field
         bools = [i for i, f in enumerate(out) if service.columns[f] == DataType.BOOLEAN]
         records = []
@@ -691,7 +780,7 @@ class Gateway:
         call.volume = len(records)
         return {"records": records, "count": len(records), "meta": self.meta(call)}
 
-    def _verify(self, call: Call, payload: dict[str, Any]) -> dict[str, Any]:
+    async def _verify(self, call: Call, payload: dict[str, Any]) -> dict[str, Any]:
         claims = payload.get("claims")
         keys = self._keys(payload)
         if len(keys) != 1:
@@ -703,12 +792,11 @@ class Gateway:
         service = call.service
         assert service is not None
         call.subjects = keys
-        rows = self.fetch(self._sql(service, fields, "keys", 1), keys)
+        row = (await self.lookup(service, fields, keys)).get(keys[0])
         results: dict[str, str] = {}
-        if not rows:
+        if row is None:
             results = dict.fromkeys(fields, "no_record")
         else:
-            row = rows[0]
             for i, f in enumerate(fields):
                 stored = row[i + 1]
                 if stored is None:
@@ -717,9 +805,9 @@ class Gateway:
                     results[f] = "match"
                 else:
                     results[f] = "no_match"
-        call.volume = 1 if rows else 0
+        call.volume = 0 if row is None else 1
         return {
-            "subject_found": bool(rows),
+            "subject_found": row is not None,
             "results": results,
             "labels": {f: RESULT_LABELS[r] for f, r in results.items()},
             "meta": self.meta(call),
