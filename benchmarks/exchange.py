@@ -705,8 +705,23 @@ LEDGER_THREAD: list[tuple[str, str, str | None]] = [
     ("ledger thread: SQL execute + commit", "dataservices/ledger.py", "_write"),
     ("ledger thread: wait/wake", "dataservices/ledger.py", None),
 ]
+#: the usage ledger's writer process (a child of the worker: ledger_process.py)
+WRITER_PROCESS: list[tuple[str, str, str | None]] = [
+    ("writer process: ledger row + audit details", "dataservices/ledger.py", "pending_of"),
+    ("writer process: audit chain SM3 + payload", "govshare/audit/", None),
+    ("writer process: SQL execute + commit", "psycopg/", None),
+    ("writer process: SQL execute + commit", "dataservices/ledger.py", None),
+    ("writer process: socket + unpickle", "dataservices/ledger_process.py", None),
+]
 REQUEST: list[tuple[str, str, str | None]] = [
     ("gateway: record lookup (DB read)", "dataservices/gateway.py", "fetch"),
+    ("gateway: record lookup (DB read)", "dataservices/gateway.py", "lookup"),
+    ("gateway: record lookup (DB read)", "dataservices/gateway.py", "get"),
+    ("gateway: record lookup (DB read)", "dataservices/gateway.py", "_run"),
+    ("gateway: record lookup (DB read)", "dataservices/gateway.py", "_execute"),
+    ("gateway: record lookup (DB read)", "psycopg/", None),
+    ("gateway: ledger record (call fields)", "dataservices/gateway.py", "record"),
+    ("gateway: ledger handoff (to the writer process)", "dataservices/ledger_process.py", None),
     ("gateway: credential (cache)", "dataservices/gateway.py", "_caller"),
     ("gateway: grant check + limits", "dataservices/gateway.py", "authorize"),
     ("gateway: grant check + limits", "sharing/grants.py", None),
@@ -736,13 +751,14 @@ def frame_parts(frame: str) -> tuple[str, str]:
     return func.strip().rsplit(".", 1)[-1], rest.rsplit(":", 1)[0]
 
 
-def categorize(stack: list[str]) -> str:
+def categorize(stack: list[str], writer_process: bool = False) -> str:
     frames = [frame_parts(f) for f in stack]
     in_ledger = any(
         p.endswith("dataservices/ledger.py") and fn in ("_run", "write_now") for fn, p in frames
     )
+    rules = WRITER_PROCESS if writer_process else LEDGER_THREAD if in_ledger else REQUEST
     for func, path in reversed(frames):
-        for name, where, fn in LEDGER_THREAD if in_ledger else REQUEST:
+        for name, where, fn in rules:
             if where in path and (fn is None or fn == func):
                 return name
     return "other"
@@ -776,26 +792,29 @@ def profile_run(
         return
     by_cat: Counter[str] = Counter()
     by_leaf: Counter[str] = Counter()
-    total = 0
+    total = in_writer = 0
     for line in out.read_text().splitlines():
         stack_s, _, n_s = line.rpartition(" ")
         if not n_s.isdigit():
             continue
         n = int(n_s)
-        stack = [
-            f for f in stack_s.split(";") if "(" in f and not f.startswith(("thread", "process"))
-        ]
-        cat = categorize(stack)
+        parts = stack_s.split(";")
+        writer_process = any(f.startswith("process") and "ledger_process" in f for f in parts)
+        stack = [f for f in parts if "(" in f and not f.startswith(("thread", "process"))]
+        cat = categorize(stack, writer_process)
         by_cat[cat] += n
         by_leaf[stack[-1] if stack else "?"] += n
         total += n
+        in_writer += n if writer_process else 0
     print(
         f"  profile (py-spy --gil, 100 Hz: samples of the thread holding the GIL, {seconds} s "
         f"of the same load at {load.rps:,.0f} req/s; {total} samples; {quiet}):"
     )
     print(
-        f"    the GIL was held {100 * total / (100 * seconds * workers):.0f}% of the time "
-        f"({workers} worker process{'es' if workers > 1 else ''})"
+        f"    the GIL was held {100 * (total - in_writer) / (100 * seconds * workers):.0f}% of "
+        f"the time in the worker process{'es' if workers > 1 else ''} ({workers}), "
+        f"{100 * in_writer / (100 * seconds * workers):.0f}% in the writer "
+        f"process{'es' if workers > 1 else ''}; shares below are of all samples"
     )
     for cat, n in by_cat.most_common():
         print(f"    {100 * n / total:5.1f}%  {cat}")

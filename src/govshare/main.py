@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
 import re
 import time
@@ -131,6 +132,10 @@ class _CallMetrics:
 
 
 _CALL_METRICS: dict[tuple[str, int], _CallMetrics] = {}
+_SERVER_ERROR = json.dumps(
+    {"error": {"code": "server_error", "message": "服务器内部错误", "field": None}},
+    ensure_ascii=False,
+).encode()
 
 
 def _call_metrics(kind: str, status: int) -> _CallMetrics:
@@ -150,18 +155,27 @@ async def _data_service_call(
     kind = match[2]
     method = CallMethod.QUERY if kind == "query" else CallMethod.VERIFICATION
     try:
-        response = await gateway.gateway(get_engine()).handle(
-            Request(scope, receive), int(match[1]), method
+        status, body, headers = await gateway.gateway(get_engine()).answer(
+            scope, receive, int(match[1]), method
         )
     except Exception:  # what the platform's error middleware would answer
         logging.getLogger("govshare").exception("data service call failed")
-        response = JSONResponse(
-            {"error": {"code": "server_error", "message": "服务器内部错误", "field": None}},
-            status_code=500,
-        )
-    response.raw_headers.extend(_SECURITY_HEADERS)
-    await response(scope, receive, send)
-    _call_metrics(kind, response.status_code).observe_and_count(time.perf_counter() - start)
+        status, headers = 500, []
+        body = _SERVER_ERROR
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+                *_SECURITY_HEADERS,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+    _call_metrics(kind, status).observe_and_count(time.perf_counter() - start)
 
 
 class GovshareApp(FastAPI):

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 
 import orjson
 import psycopg
@@ -39,6 +39,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope
 
 from govshare.catalog.models import CatalogEntry, DataType
 from govshare.config import get_settings
@@ -67,6 +68,7 @@ MAX_KEYS = 100
 SWITCH_INTERVAL = 0.0005
 MAX_FILTER_ROWS = 100
 
+NOTICE = "共享数据仅限用于授权的用途和场景，不得挪作他用或向第三方提供"
 RESULT_LABELS = {"match": "一致", "no_match": "不一致", "no_record": "无记录"}
 
 
@@ -171,8 +173,31 @@ def calling_user(request: Request) -> str:
     """The person named in ``X-Govshare-User`` (UTF-8, percent-encoded), without control
     characters (a ``%00`` would be refused by PostgreSQL and fail the ledger batch it is
     committed with), at most 128 characters."""
-    raw = unquote(request.headers.get(USER_HEADER, ""), errors="replace")
-    return _CONTROL.sub("", raw).strip()[:128]
+    return _user_of(request.headers.get(USER_HEADER, ""))
+
+
+def _user_of(header: str) -> str:
+    return _CONTROL.sub("", unquote(header, errors="replace")).strip()[:128]
+
+
+#: the largest request body a call may have (a query of 100 keys is a few kilobytes)
+MAX_BODY = 1 << 20
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away
+            raise CallError(400, "client_disconnected", "调用方已断开连接")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise CallError(413, "payload_too_large", "请求体过大（上限 1 MiB）")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 def _norm_text(value: Any) -> str:
@@ -326,6 +351,7 @@ class Gateway:
         self.ttl = settings.dataservice_cache_seconds
         self.defaults = (settings.dataservice_rate_per_minute, settings.dataservice_daily_quota)
         self.workers = max(1, int(os.environ.get("GOVSHARE_WORKERS", "1") or 1))
+        self.trusted_proxies = frozenset(settings.trusted_proxies)
         self._factory = sessionmaker(bind=engine, expire_on_commit=False)
         self._creds: dict[str, tuple[float, Caller | NotAuthenticated]] = {}
         self._services: dict[int, tuple[float, ServiceView | None]] = {}
@@ -335,6 +361,9 @@ class Gateway:
         self._raw_lock = threading.Lock()
         self._sql_cache: dict[tuple[str, str, int, tuple[str, ...]], str] = {}
         self._lookups: _Lookups | None = None
+        self._meta: dict[
+            tuple[int, int, tuple[str, ...]], tuple[ServiceView, GrantView, dict[str, Any]]
+        ] = {}
         self.ledger = ledger_mod.writer(engine)
         # the ledger writer thread and the event loop hand the GIL to each other at every
         # commit: at the default 5 ms switch interval a waiting thread idles the CPU
@@ -598,48 +627,87 @@ class Gateway:
         service, grant = call.service, call.grant
         assert service is not None
         assert grant is not None
+        items = tuple(call.items)
+        # what the service and grant say is the same for every call with these items
+        key = (id(service), id(grant), items)
+        hit = self._meta.get(key)
+        if hit is None or hit[0] is not service or hit[1] is not grant:
+            if len(self._meta) > 4096:
+                self._meta.clear()
+            fixed = {
+                "service_id": service.id,
+                "service": service.name,
+                "entry_code": service.entry_code,
+                "provider": service.provider_name,
+                "grant_id": grant.id,
+                "purpose": grant.purpose,
+                "scenario": grant.scenario,
+                "conditions": grant.conditions,
+                "approved_by": grant.approved_by,
+                "items": list(items),
+                "item_names": {f: service.names.get(f, f) for f in items},
+            }
+            hit = self._meta[key] = (service, grant, fixed)
         return {
             "call_id": call.call_id,
-            "service_id": service.id,
-            "service": service.name,
-            "entry_code": service.entry_code,
-            "provider": service.provider_name,
-            "grant_id": grant.id,
-            "purpose": grant.purpose,
-            "scenario": grant.scenario,
-            "conditions": grant.conditions,
-            "approved_by": grant.approved_by,
-            "items": list(call.items),
-            "item_names": {f: service.names.get(f, f) for f in call.items},
+            **hit[2],
             "delivered_at": utcnow().isoformat(timespec="microseconds").replace("+00:00", "Z"),
-            "notice": "共享数据仅限用于授权的用途和场景，不得挪作他用或向第三方提供",
+            "notice": NOTICE,
         }
 
     async def handle(self, request: Request, service_id: int, method: CallMethod) -> Response:
-        """Answer one call (query or verification); every path is ledgered and audited."""
-        from govshare.deps import client_ip
+        """Answer one call (query or verification) as a Starlette response."""
+        status, body, headers = await self.answer(
+            request.scope, request.receive, service_id, method
+        )
+        return Response(
+            body,
+            status_code=status,
+            media_type="application/json",
+            headers={k.decode("latin-1"): v.decode("latin-1") for k, v in headers},
+        )
 
-        call = Call(method=method, service_id=service_id, ip=client_ip(request))
+    async def answer(
+        self, scope: Scope, receive: Receive, service_id: int, method: CallMethod
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        """Answer one call (query or verification) straight from the ASGI scope: its status,
+        JSON body and extra headers. Every path is ledgered and audited."""
+        auth = user = forwarded = b""
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                auth = value
+            elif name == b"x-govshare-user":
+                user = value
+            elif name == b"x-forwarded-for":
+                forwarded = value
+        client = scope.get("client")
+        peer = client[0] if client else ""
+        ip = (
+            forwarded.decode("latin-1").split(",")[-1].strip()[:64]
+            if forwarded and peer in self.trusted_proxies
+            else peer[:64]
+        )
+        call = Call(method=method, service_id=service_id, ip=ip)
         call.call_id = self._next_call_id()
-        query = request.scope.get("query_string", b"")
-        signed = bool(query) and request.query_params.get("signed") in ("1", "true")
+        call_id_header = (b"x-govshare-call-id", call.call_id.encode())
+        query = scope.get("query_string", b"")
+        signed = bool(query) and parse_qs(query.decode("latin-1")).get("signed", [""])[-1] in (
+            "1",
+            "true",
+        )
         try:
-            auth = request.headers.get("authorization", "")
-            if not auth[:7].lower() == "bearer ":
+            token = auth.decode("latin-1")
+            if not token[:7].lower() == "bearer ":
                 raise CallError(
                     401, "not_authenticated", "请使用应用凭证调用（Authorization: Bearer ...）"
                 )
-            call.caller = self._caller(auth[7:].strip(), call.ip)
+            call.caller = self._caller(token[7:].strip(), call.ip)
         except CallError as exc:
             await self._audit_unauthenticated(call, exc)
-            return _json_response(
-                exc.status,
-                error_body(exc.code, exc.message),
-                {"X-Govshare-Call-Id": call.call_id},
-            )
+            return exc.status, dumps(error_body(exc.code, exc.message)), [call_id_header]
         try:
-            call.calling_user = calling_user(request)
-            body = await request.body()
+            call.calling_user = _user_of(user.decode("latin-1"))
+            body = await _read_body(receive)
             try:
                 payload = orjson.loads(body) if body else {}
             except orjson.JSONDecodeError:
@@ -658,21 +726,16 @@ class Gateway:
                 document = await self._query(call, payload)
         except CallError as exc:
             await self._write_refusal(call, exc)
-            headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
-            if headers is None:
-                headers = {}
-            headers["X-Govshare-Call-Id"] = call.call_id
-            return _json_response(exc.status, error_body(exc.code, exc.message), headers)
+            headers = [call_id_header]
+            if exc.retry_after:
+                headers.append((b"retry-after", str(exc.retry_after).encode()))
+            return exc.status, dumps(error_body(exc.code, exc.message)), headers
         outcome = CallOutcome.OK if call.volume else CallOutcome.NOT_FOUND
         try:
             await self.ledger.write([self.record(call, outcome)])
         except Exception:
-            return _json_response(
-                503,
-                error_body(
-                    "ledger_unavailable", "使用台账暂时无法写入，本次调用未返回数据，请稍后重试"
-                ),
-            )
+            message = "使用台账暂时无法写入，本次调用未返回数据，请稍后重试"
+            return 503, dumps(error_body("ledger_unavailable", message)), []
         if signed:
             from govshare.signing import service as signing
 
@@ -680,8 +743,8 @@ class Gateway:
                 document = signing.sign_document(document)
             except Exception as exc:  # no key configured: say so, the data was ledgered
                 message = getattr(exc, "message", str(exc))
-                return _json_response(503, error_body("signing_unavailable", message))
-        return _json_response(200, document, {"X-Govshare-Call-Id": call.call_id})
+                return 503, dumps(error_body("signing_unavailable", message)), []
+        return 200, dumps(document), [call_id_header]
 
     async def _write_refusal(self, call: Call, exc: CallError) -> None:
         with contextlib.suppress(Exception):  # the refusal is answered anyway
