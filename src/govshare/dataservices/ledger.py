@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import psycopg
 from sqlalchemy import Engine
 
 from govshare.audit import service as audit
@@ -392,7 +393,8 @@ class LedgerWriter:
             conn = self._connection()
             try:
                 totals = self._write(conn, batch)
-                conn.commit() if self.dialect == "postgresql" else conn.execute("COMMIT")
+                if self.dialect != "postgresql":  # PostgreSQL's COMMIT is in _write_pg
+                    conn.execute("COMMIT")
             except BaseException:
                 self._drop_connection()
                 raise
@@ -409,7 +411,7 @@ class LedgerWriter:
             proxy = self.engine.raw_connection()
             conn: Any = proxy.driver_connection
             if self.dialect == "postgresql":
-                conn.autocommit = False
+                conn.autocommit = True  # the statements say BEGIN and COMMIT (_write_pg)
             else:
                 conn.execute("PRAGMA wal_autocheckpoint=0")  # see _checkpoint_loop
             self._raw = (proxy, conn)
@@ -420,103 +422,145 @@ class LedgerWriter:
             proxy, conn = self._raw
             self._raw = None
             with contextlib.suppress(Exception):
-                if self.dialect == "postgresql":
-                    conn.rollback()
-                else:
-                    conn.execute("ROLLBACK")
+                conn.execute("ROLLBACK")
             with contextlib.suppress(Exception):
                 proxy.invalidate()
 
     def _write(
         self, conn: Any, batch: list[Pending], begun: bool = False
     ) -> dict[tuple[int, date], int]:
-        pg = self.dialect == "postgresql"
-        if not pg and not begun:
+        if self.dialect == "postgresql":
+            return self._write_pg(conn, batch)
+        if not begun:
             conn.execute("BEGIN IMMEDIATE")
         n = len(batch)
         sql = self._sql
         row = conn.execute(sql["bump"], (n,)).fetchone()
-        if row is None:
+        init = row is None
+        if init:
             conn.execute(sql["init"], (n, audit.GENESIS_HASH))
-            last_seq, prev = n, audit.GENESIS_HASH
-        else:
-            last_seq, prev = int(row[0]), row[1]
-        seq = last_seq - n
-        audit_rows = []
-        ledger_rows = []
-        counts: dict[tuple[int, date], int] = {}
-        for item in batch:
-            e = item.audit
-            seq += 1
-            e["seq"] = seq
-            e["prev_hash"] = prev
-            ts = audit.format_ts(e["occurred_at"])
-            prev = audit.sm3_hex(
-                audit.entry_payload(
-                    seq,
-                    ts,
-                    e["actor_type"],
-                    e["actor_id"],
-                    e["actor_name"],
-                    e["role"],
-                    e["department_id"],
-                    e["action"],
-                    e["target_type"],
-                    e["target_id"],
-                    e["ip"],
-                    e["details"],
-                    e["prev_hash"],
-                )
-            )
-            e["hash"] = prev
-            stored = e["occurred_at"] if pg else _sqlite_ts(e["occurred_at"])
-            audit_rows.append(
-                (
-                    seq,
-                    stored,
-                    e["actor_type"],
-                    e["actor_id"],
-                    e["actor_name"],
-                    e["role"],
-                    e["department_id"],
-                    e["action"],
-                    e["target_type"],
-                    e["target_id"],
-                    e["ip"],
-                    e["details"],
-                    e["prev_hash"],
-                    prev,
-                )
-            )
-            led = item.ledger
-            if led:  # calls without a valid credential are audited only
-                led["audit_seq"] = seq
-                ledger_rows.append(_ledger_tuple(led, pg))
-                grant_id = led.get("grant_id")
-                if grant_id is not None and item.counted:
-                    key = (grant_id, led["day"])
-                    counts[key] = counts.get(key, 0) + 1
+        audit_rows, ledger_rows, counts, tip = _chain(batch, row, False)
         cur = conn.cursor()
-        if pg:  # COPY: rows are written by psycopg's C code, not one statement each
-            with cur.copy(_COPY_AUDIT) as copy:
-                for audit_row in audit_rows:
-                    copy.write_row(audit_row)
-            if ledger_rows:
-                with cur.copy(_COPY_LEDGER) as copy:
-                    for ledger_row in ledger_rows:
-                        copy.write_row(ledger_row)
-        else:
-            cur.executemany(sql["audit"], audit_rows)
-            if ledger_rows:
-                cur.executemany(sql["ledger"], ledger_rows)
-        conn.execute(sql["tip"], (prev,))
+        cur.executemany(sql["audit"], audit_rows)
+        if ledger_rows:
+            cur.executemany(sql["ledger"], ledger_rows)
+        conn.execute(sql["tip"], (tip,))
         totals: dict[tuple[int, date], int] = {}
         for (grant_id, day), calls in sorted(counts.items()):
-            got = conn.execute(
-                sql["count"], (grant_id, day if pg else day.isoformat(), calls)
-            ).fetchone()
+            got = conn.execute(sql["count"], (grant_id, day.isoformat(), calls)).fetchone()
             totals[(grant_id, day)] = int(got[0])
         return totals
+
+    def _write_pg(self, conn: Any, batch: list[Pending]) -> dict[tuple[int, date], int]:
+        """PostgreSQL in as few round trips as it takes (the writer waits for each; on a
+        busy machine that is most of a commit's time): BEGIN with the bump of the chain's
+        head; the rows by COPY (written by psycopg's C code); then the new head, the quota
+        counts and the COMMIT as one string (values bound by psycopg on the client). The
+        connection is in autocommit mode: the transaction is these statements' own."""
+        n = len(batch)
+        cur = psycopg.ClientCursor(conn)
+        cur.execute(f"BEGIN; {_SQL['bump']}".replace("?", "%s"), (n,))
+        cur.nextset()
+        row = cur.fetchone()
+        audit_rows, ledger_rows, counts, tip = _chain(batch, row, True)
+        statements: list[str] = []
+        params: list[Any] = []
+        if row is None:
+            statements.append(_SQL["init"])
+            params += [n, audit.GENESIS_HASH]
+        with cur.copy(_COPY_AUDIT) as copy:
+            for audit_row in audit_rows:
+                copy.write_row(audit_row)
+        if ledger_rows:
+            with cur.copy(_COPY_LEDGER) as copy:
+                for ledger_row in ledger_rows:
+                    copy.write_row(ledger_row)
+        statements.append(_SQL["tip"])
+        params.append(tip)
+        keys = sorted(counts)
+        for grant_id, day in keys:
+            statements.append(_SQL["count"])
+            params += [grant_id, day, counts[(grant_id, day)]]
+        statements.append("COMMIT")
+        cur.execute("; ".join(statements).replace("?", "%s"), params)
+        got = []
+        while True:  # the quota counts are the only results with rows
+            if cur.description is not None:
+                counted = cur.fetchone()
+                assert counted is not None
+                got.append(int(counted[0]))
+            if not cur.nextset():
+                break
+        return dict(zip(keys, got, strict=True))
+
+
+def _chain(
+    batch: list[Pending], head: tuple[Any, ...] | None, pg: bool
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], dict[tuple[int, date], int], str]:
+    """Chain a batch's audit entries after ``head`` (the bumped ``last_seq`` and the last
+    hash; None: a new chain). Returns the audit rows, ledger rows, calls per grant and day,
+    and the new last hash."""
+    n = len(batch)
+    if head is None:
+        last_seq, prev = n, audit.GENESIS_HASH
+    else:
+        last_seq, prev = int(head[0]), head[1]
+    seq = last_seq - n
+    audit_rows = []
+    ledger_rows = []
+    counts: dict[tuple[int, date], int] = {}
+    for item in batch:
+        e = item.audit
+        seq += 1
+        e["seq"] = seq
+        e["prev_hash"] = prev
+        ts = audit.format_ts(e["occurred_at"])
+        prev = audit.sm3_hex(
+            audit.entry_payload(
+                seq,
+                ts,
+                e["actor_type"],
+                e["actor_id"],
+                e["actor_name"],
+                e["role"],
+                e["department_id"],
+                e["action"],
+                e["target_type"],
+                e["target_id"],
+                e["ip"],
+                e["details"],
+                e["prev_hash"],
+            )
+        )
+        e["hash"] = prev
+        stored = e["occurred_at"] if pg else _sqlite_ts(e["occurred_at"])
+        audit_rows.append(
+            (
+                seq,
+                stored,
+                e["actor_type"],
+                e["actor_id"],
+                e["actor_name"],
+                e["role"],
+                e["department_id"],
+                e["action"],
+                e["target_type"],
+                e["target_id"],
+                e["ip"],
+                e["details"],
+                e["prev_hash"],
+                prev,
+            )
+        )
+        led = item.ledger
+        if led:  # calls without a valid credential are audited only
+            led["audit_seq"] = seq
+            ledger_rows.append(_ledger_tuple(led, pg))
+            grant_id = led.get("grant_id")
+            if grant_id is not None and item.counted:
+                key = (grant_id, led["day"])
+                counts[key] = counts.get(key, 0) + 1
+    return audit_rows, ledger_rows, counts, prev
 
 
 LEDGER_COLUMNS = (
