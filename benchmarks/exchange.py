@@ -1044,7 +1044,10 @@ def describe_database(label: str, url: str) -> str:
                 f"fsync={fsync}"
             )
     engine.dispose()
-    return desc + "; ledger + audit: group commit, one transaction per batch"
+    return desc + (
+        "; ledger + audit: group commit, one transaction per batch, in the worker's ledger "
+        "writer process (GOVSHARE_LEDGER_PROCESS, on by default)"
+    )
 
 
 def main() -> int:
