@@ -327,21 +327,12 @@ class LedgerWriter:
 
     def _inline_connection(self) -> Any:
         if self._inline_raw is None:
-            proxy = self.engine.raw_connection()
-            conn: Any = proxy.driver_connection
-            conn.execute("PRAGMA wal_autocheckpoint=0")  # see _checkpoint_loop
-            conn.execute("PRAGMA busy_timeout=0")
-            self._inline_raw = (proxy, conn)
+            self._inline_raw = _open_raw(self.engine, "PRAGMA busy_timeout=0")
         return self._inline_raw[1]
 
     def _drop_inline(self) -> None:
-        if self._inline_raw is not None:
-            proxy, conn = self._inline_raw
-            self._inline_raw = None
-            with contextlib.suppress(Exception):
-                conn.execute("ROLLBACK")
-            with contextlib.suppress(Exception):
-                proxy.invalidate()
+        raw, self._inline_raw = self._inline_raw, None
+        _close_raw(raw)
 
     def write_now(self, items: Sequence[Pending]) -> None:
         """Commit calls from a thread without an event loop (exports, CLI)."""
@@ -408,23 +399,12 @@ class LedgerWriter:
 
     def _connection(self) -> Any:
         if self._raw is None:
-            proxy = self.engine.raw_connection()
-            conn: Any = proxy.driver_connection
-            if self.dialect == "postgresql":
-                conn.autocommit = True  # the statements say BEGIN and COMMIT (_write_pg)
-            else:
-                conn.execute("PRAGMA wal_autocheckpoint=0")  # see _checkpoint_loop
-            self._raw = (proxy, conn)
+            self._raw = _open_raw(self.engine)
         return self._raw[1]
 
     def _drop_connection(self) -> None:
-        if self._raw is not None:
-            proxy, conn = self._raw
-            self._raw = None
-            with contextlib.suppress(Exception):
-                conn.execute("ROLLBACK")
-            with contextlib.suppress(Exception):
-                proxy.invalidate()
+        raw, self._raw = self._raw, None
+        _close_raw(raw)
 
     def _write(
         self, conn: Any, batch: list[Pending], begun: bool = False
@@ -492,6 +472,30 @@ class LedgerWriter:
             if not cur.nextset():
                 break
         return dict(zip(keys, got, strict=True))
+
+
+def _open_raw(engine: Engine, *pragmas: str) -> tuple[Any, Any]:
+    """A writer's own DBAPI connection (the pool's proxy and the driver's connection). On
+    PostgreSQL it is in autocommit mode: the statements say BEGIN and COMMIT (_write_pg);
+    on SQLite the WAL is checkpointed by _checkpoint_loop, not by the committing thread."""
+    proxy = engine.raw_connection()
+    conn: Any = proxy.driver_connection
+    if engine.dialect.name == "postgresql":
+        conn.autocommit = True
+    else:
+        for pragma in ("PRAGMA wal_autocheckpoint=0", *pragmas):
+            conn.execute(pragma)
+    return proxy, conn
+
+
+def _close_raw(raw: tuple[Any, Any] | None) -> None:
+    """Roll back whatever was left open and throw the connection away."""
+    if raw is not None:
+        proxy, conn = raw
+        with contextlib.suppress(Exception):
+            conn.execute("ROLLBACK")
+        with contextlib.suppress(Exception):
+            proxy.invalidate()
 
 
 def _chain(
