@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import logging
 import re
 import time
@@ -132,10 +131,6 @@ class _CallMetrics:
 
 
 _CALL_METRICS: dict[tuple[str, int], _CallMetrics] = {}
-_SERVER_ERROR = json.dumps(
-    {"error": {"code": "server_error", "message": "服务器内部错误", "field": None}},
-    ensure_ascii=False,
-).encode()
 
 
 def _call_metrics(kind: str, status: int) -> _CallMetrics:
@@ -161,7 +156,7 @@ async def _data_service_call(
     except Exception:  # what the platform's error middleware would answer
         logging.getLogger("govshare").exception("data service call failed")
         status, headers = 500, []
-        body = _SERVER_ERROR
+        body = gateway.dumps(gateway.error_body("server_error", "服务器内部错误"))
     await send(
         {
             "type": "http.response.start",

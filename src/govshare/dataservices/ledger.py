@@ -518,44 +518,12 @@ def _chain(
         seq += 1
         e["seq"] = seq
         e["prev_hash"] = prev
-        ts = audit.format_ts(e["occurred_at"])
-        prev = audit.sm3_hex(
-            audit.entry_payload(
-                seq,
-                ts,
-                e["actor_type"],
-                e["actor_id"],
-                e["actor_name"],
-                e["role"],
-                e["department_id"],
-                e["action"],
-                e["target_type"],
-                e["target_id"],
-                e["ip"],
-                e["details"],
-                e["prev_hash"],
-            )
-        )
+        fields = tuple(e[col] for col in _CHAINED_FIELDS)
+        payload: Any = (seq, audit.format_ts(e["occurred_at"]), *fields, e["prev_hash"])
+        prev = audit.sm3_hex(audit.entry_payload(*payload))
         e["hash"] = prev
         stored = e["occurred_at"] if pg else _sqlite_ts(e["occurred_at"])
-        audit_rows.append(
-            (
-                seq,
-                stored,
-                e["actor_type"],
-                e["actor_id"],
-                e["actor_name"],
-                e["role"],
-                e["department_id"],
-                e["action"],
-                e["target_type"],
-                e["target_id"],
-                e["ip"],
-                e["details"],
-                e["prev_hash"],
-                prev,
-            )
-        )
+        audit_rows.append((seq, stored, *fields, e["prev_hash"], prev))
         led = item.ledger
         if led:  # calls without a valid credential are audited only
             led["audit_seq"] = seq
@@ -609,6 +577,9 @@ _AUDIT_COLUMNS = (
     "prev_hash",
     "hash",
 )
+#: an entry's fields between its time and its previous hash, in the order of both the
+#: table's columns and the hashed payload (audit.entry_payload)
+_CHAINED_FIELDS = _AUDIT_COLUMNS[2:12]
 #: the writer's statements, with "?" placeholders (turned into "%s" for psycopg); the
 #: column lists are constants of this module
 _SQL = {
