@@ -971,11 +971,12 @@ def run_job(
     try:
         grant = _check_at_start(ctx)
     except gw.CallError as exc:
-        _fail(engine, job_id, started_at, exc.message)
-        with contextlib.suppress(Exception):  # the job says why; the ledger records it too
+        # the refusal is in the ledger before the job says it failed (as a delivery is)
+        with contextlib.suppress(Exception):  # the job says why either way
             ledger_mod.writer(engine).write_now(
                 [_delivery_pending(engine, ctx, exc.outcome, 0, exc.message)]
             )
+        _fail(engine, job_id, started_at, exc.message)
         return
     service, registry = ctx.service, ctx.registry
     assert service is not None
