@@ -15,7 +15,6 @@ Records are read on one connection per worker, outside the ORM.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import math
@@ -34,7 +33,6 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 
 import orjson
-import psycopg
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
@@ -254,73 +252,6 @@ def seconds_to_midnight() -> int:
     return max(1, math.ceil((tomorrow - now).total_seconds()))
 
 
-# ---------------------------------------------------------------- PostgreSQL lookups
-
-
-class _Lookups:
-    """PostgreSQL: the record lookups of the calls in flight, gathered into one
-    ``key = ANY(...)`` query per statement on an asynchronous connection of the worker's
-    event loop. While a query runs, the loop goes on serving, and the calls that arrive
-    meanwhile are looked up together by the next query."""
-
-    def __init__(self, engine: Engine, loop: asyncio.AbstractEventLoop) -> None:
-        self.conninfo = engine.url.set(drivername="postgresql").render_as_string(
-            hide_password=False
-        )
-        self.loop = loop
-        self.conn: psycopg.AsyncConnection[tuple[Any, ...]] | None = None
-        self.pending: dict[str, list[tuple[Sequence[str], asyncio.Future[Any]]]] = {}
-        self.task: asyncio.Task[None] | None = None
-
-    async def get(self, sql: str, keys: Sequence[str]) -> dict[Any, tuple[Any, ...]]:
-        fut: asyncio.Future[dict[Any, tuple[Any, ...]]] = self.loop.create_future()
-        self.pending.setdefault(sql, []).append((keys, fut))
-        if self.task is None:
-            self.task = self.loop.create_task(self._run())
-        return await fut
-
-    async def _run(self) -> None:
-        try:
-            while self.pending:
-                batch, self.pending = self.pending, {}
-                for sql, waiting in batch.items():
-                    keys = list(dict.fromkeys(k for ks, _ in waiting for k in ks))
-                    try:
-                        rows = await self._execute(sql, keys)
-                    except Exception as exc:
-                        for _, fut in waiting:
-                            if not fut.done():
-                                fut.set_exception(exc)
-                        continue
-                    by_key = {row[0]: row for row in rows}
-                    for _, fut in waiting:
-                        if not fut.done():
-                            fut.set_result(by_key)
-        finally:
-            self.task = None
-
-    async def _execute(self, sql: str, keys: list[str]) -> list[tuple[Any, ...]]:
-        for attempt in (0, 1):
-            try:
-                if self.conn is None or self.conn.closed:
-                    self.conn = await psycopg.AsyncConnection.connect(
-                        self.conninfo, autocommit=True
-                    )
-                cur = await self.conn.execute(sql, (keys,), prepare=True)
-                return await cur.fetchall()
-            except psycopg.OperationalError:
-                self.close()
-                if attempt:
-                    raise
-        raise AssertionError("unreachable")
-
-    def close(self) -> None:
-        conn, self.conn = self.conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):  # possibly of a loop that has ended
-                conn.pgconn.finish()
-
-
 # ---------------------------------------------------------------- the gateway
 
 
@@ -339,6 +270,12 @@ class Call:
     subjects: Sequence[str] = ()
     volume: int = 0
     call_id: str = ""
+    #: committed to the ledger with its lookup (:meth:`Gateway.lookup_and_record`)
+    recorded: bool = False
+
+
+class LedgerUnavailable(Exception):
+    """A served call's ledger commit failed: it is answered 503, without its data."""
 
 
 class Gateway:
@@ -360,7 +297,6 @@ class Gateway:
         self._raw: Any = None
         self._raw_lock = threading.Lock()
         self._sql_cache: dict[tuple[str, str, int, tuple[str, ...]], str] = {}
-        self._lookups: _Lookups | None = None
         self._meta: dict[
             tuple[int, int, tuple[str, ...]], tuple[ServiceView, GrantView, dict[str, Any]]
         ] = {}
@@ -509,23 +445,36 @@ class Gateway:
                         raise
             raise AssertionError("unreachable")
 
-    async def lookup(
-        self, service: ServiceView, fields: Sequence[str], keys: Sequence[str]
+    async def lookup_and_record(
+        self, call: Call, service: ServiceView, fields: Sequence[str], keys: Sequence[str]
     ) -> dict[Any, tuple[Any, ...]]:
-        """The records of ``keys`` (key, then ``fields``), by key. On PostgreSQL the
-        lookups of concurrent calls are gathered into one query (:class:`_Lookups`), so
-        that the event loop goes on while the database answers."""
+        """The records of ``keys`` (key, then ``fields``), by key; the call is committed to
+        the ledger with what was found (``call.recorded``). On PostgreSQL the ledger writer
+        looks them up in the round trip that begins the call's commit (with the other calls
+        of its batch: one query for all their keys), so that a call waits on the database
+        once; on SQLite they are read here, then the call is committed."""
         if self.dialect != "postgresql":
             rows = self.fetch(self._sql(service, fields, "keys", len(keys)), keys)
-            return {row[0]: row for row in rows}
+            by_key = {row[0]: row for row in rows}
+            call.volume = len([k for k in dict.fromkeys(keys) if k in by_key])
+            outcome = CallOutcome.OK if call.volume else CallOutcome.NOT_FOUND
+            await self._record(call, self.record(call, outcome))
+            return by_key
         sql = self._sql(service, fields, "any", 0)
-        loop = asyncio.get_running_loop()
-        lookups = self._lookups
-        if lookups is None or lookups.loop is not loop:
-            if lookups is not None:
-                lookups.close()
-            lookups = self._lookups = _Lookups(self.engine, loop)
-        return await lookups.get(sql, keys)
+        record = self.record(call, CallOutcome.OK)._replace(lookup=(sql, tuple(keys)))
+        found = (await self._record(call, record))[0]
+        return {row[0]: row for row in found}
+
+    async def _record(self, call: Call, record: ledger_mod.CallRecord) -> list[Any]:
+        """Commit a served call to the ledger (before its answer is sent)."""
+        try:
+            found = await self.ledger.write([record])
+        except ledger_mod.LookupFailed:
+            raise
+        except Exception as exc:
+            raise LedgerUnavailable from exc
+        call.recorded = True
+        return found
 
     def _drop_connection(self) -> None:
         if self._raw is not None:
@@ -724,16 +673,16 @@ class Gateway:
                 document = await self._verify(call, payload)
             else:
                 document = await self._query(call, payload)
+            if not call.recorded:
+                outcome = CallOutcome.OK if call.volume else CallOutcome.NOT_FOUND
+                await self._record(call, self.record(call, outcome))
         except CallError as exc:
             await self._write_refusal(call, exc)
             headers = [call_id_header]
             if exc.retry_after:
                 headers.append((b"retry-after", str(exc.retry_after).encode()))
             return exc.status, dumps(error_body(exc.code, exc.message)), headers
-        outcome = CallOutcome.OK if call.volume else CallOutcome.NOT_FOUND
-        try:
-            await self.ledger.write([self.record(call, outcome)])
-        except Exception:
+        except LedgerUnavailable:
             message = "使用台账暂时无法写入，本次调用未返回数据，请稍后重试"
             return 503, dumps(error_body("ledger_unavailable", message)), []
         if signed:
@@ -786,7 +735,9 @@ class Gateway:
             keys = [key]
         if keys is None:
             return []
-        if not isinstance(keys, list) or not all(isinstance(k, str) and k for k in keys):
+        if not isinstance(keys, list) or not all(
+            isinstance(k, str) and k and "\x00" not in k for k in keys
+        ):
             raise CallError(422, "validation_failed", "keys 须为非空字符串列表")
         if len(keys) > MAX_KEYS:
             raise CallError(422, "validation_failed", f"一次最多查询 {MAX_KEYS} 个主体")
@@ -826,7 +777,7 @@ class Gateway:
             rows = self.fetch(sql, [filters[f] for f in filter_fields])
         else:
             call.subjects = keys
-            found = await self.lookup(service, out, keys)
+            found = await self.lookup_and_record(call, service, out, keys)
             rows = [found[k] for k in dict.fromkeys(keys) if k in found]
         key_field = service.key_field
         bools = [i for i, f in enumerate(out) if service.columns[f] == DataType.BOOLEAN]
@@ -855,7 +806,7 @@ class Gateway:
         service = call.service
         assert service is not None
         call.subjects = keys
-        row = (await self.lookup(service, fields, keys)).get(keys[0])
+        row = (await self.lookup_and_record(call, service, fields, keys)).get(keys[0])
         results: dict[str, str] = {}
         if row is None:
             results = dict.fromkeys(fields, "no_record")

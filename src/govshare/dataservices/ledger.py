@@ -28,10 +28,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import orjson
 import psycopg
 from sqlalchemy import Engine
 
 from govshare.audit import service as audit
+from govshare.dataservices.models import CallOutcome
 from govshare.dataservices.usage import subject_hash
 from govshare.db import LOCAL_TZ
 
@@ -74,10 +76,22 @@ class CallRecord(NamedTuple):
     volume: int
     #: counts towards the grant's daily quota (served calls)
     counted: bool
+    #: PostgreSQL: the record lookup the writer runs for this call (a ``key = ANY(%s)``
+    #: query of the gateway's and the keys), in the round trip that begins the call's
+    #: commit; its outcome and volume are then what the lookup found (:func:`resolve`)
+    lookup: tuple[str, tuple[str, ...]] | None = None
+
+
+class LookupFailed(Exception):
+    """A call's record lookup failed in the writer: the call is answered as a server
+    error, and the other calls of its batch are committed without it."""
 
 
 def pending_of(rec: CallRecord) -> Pending:
-    """The ledger row and audit entry of a call."""
+    """The ledger row and audit entry of a call (for a call with a lookup: built once the
+    writer has looked its records up, :func:`resolve`)."""
+    if rec.lookup is not None:
+        return Pending({}, {}, counted=rec.counted, record=rec)
     method = rec.method
     if not rec.ledgered:
         row = audit.actor_entry_values(
@@ -143,9 +157,27 @@ class Pending:
 
     ledger: dict[str, Any]
     audit: dict[str, Any]
-    future: asyncio.Future[None] | None = None
+    future: asyncio.Future[Any] | None = None
     #: counts towards the grant's daily quota (calls that were served)
     counted: bool = True
+    #: a call whose records the writer looks up (``CallRecord.lookup``)
+    record: CallRecord | None = None
+    #: what the lookup found: the records of the call's keys, in the order of the keys
+    found: list[tuple[Any, ...]] | None = None
+    #: the lookup failed: this call is not committed
+    error: BaseException | None = None
+
+
+def resolve(item: Pending, by_key: dict[Any, tuple[Any, ...]]) -> None:
+    """Fill a looked-up call's ledger row and audit entry from what its lookup found: the
+    records of its distinct keys (the volume), served "ok" when there is one."""
+    rec = item.record
+    assert rec is not None
+    assert rec.lookup is not None
+    found = [by_key[k] for k in dict.fromkeys(rec.lookup[1]) if k in by_key]
+    outcome = CallOutcome.OK if found else CallOutcome.NOT_FOUND
+    done = pending_of(rec._replace(outcome=outcome.value, volume=len(found), lookup=None))
+    item.ledger, item.audit, item.found = done.ledger, done.audit, found
 
 
 @dataclass
@@ -248,19 +280,19 @@ class LedgerWriter:
 
     # ------------------------------------------------------------ submitting
 
-    async def write(self, records: Sequence[CallRecord]) -> None:
+    async def write(self, records: Sequence[CallRecord]) -> list[Any]:
         """Commit calls and wait until they are (raises if the commit failed): through the
-        writer process when the server started one, else in this process."""
+        writer process when the server started one, else in this process. Returns, for each
+        call, the records its lookup found (None: a call without a lookup)."""
         process = self.process
         if process is not None and process.usable(asyncio.get_running_loop()):
-            await process.write(records)
-            return
-        await self.write_here([pending_of(rec) for rec in records])
+            return await process.write(records)
+        return await self.write_here([pending_of(rec) for rec in records])
 
-    async def write_here(self, items: Sequence[Pending]) -> None:
+    async def write_here(self, items: Sequence[Pending]) -> list[Any]:
         """Commit calls in this process and wait until they are."""
         loop = asyncio.get_running_loop()
-        futures = []
+        futures: list[asyncio.Future[Any]] = []
         for item in items:
             item.future = loop.create_future()
             futures.append(item.future)
@@ -275,8 +307,7 @@ class LedgerWriter:
                 loop.call_soon(self._flush_inline)
         else:
             self._hand_over(items)
-        for fut in futures:
-            await fut
+        return [await fut for fut in futures]
 
     def _hand_over(self, items: Sequence[Pending]) -> None:
         with self._cond:
@@ -363,20 +394,20 @@ class LedgerWriter:
 
     @staticmethod
     def _wake(batch: list[Pending], error: BaseException | None) -> None:
-        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+        by_loop: dict[asyncio.AbstractEventLoop, list[Pending]] = {}
         for item in batch:
             if item.future is not None:
-                by_loop.setdefault(item.future.get_loop(), []).append(item.future)
+                by_loop.setdefault(item.future.get_loop(), []).append(item)
         try:
             running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             running = None
-        for loop, futures in by_loop.items():
+        for loop, items in by_loop.items():
             if loop is running:
-                _settle(futures, error)
+                _settle_items(items, error)
                 continue
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting
-                loop.call_soon_threadsafe(_settle, futures, error)
+                loop.call_soon_threadsafe(_settle_items, items, error)
 
     def _commit(self, batch: list[Pending]) -> dict[tuple[int, date], int]:
         """One transaction on the writer's own DBAPI connection (no ORM on this path)."""
@@ -411,6 +442,7 @@ class LedgerWriter:
     ) -> dict[tuple[int, date], int]:
         if self.dialect == "postgresql":
             return self._write_pg(conn, batch)
+        assert all(item.record is None for item in batch), "lookups are PostgreSQL's"
         if not begun:
             conn.execute("BEGIN IMMEDIATE")
         n = len(batch)
@@ -432,29 +464,30 @@ class LedgerWriter:
         return totals
 
     def _write_pg(self, conn: Any, batch: list[Pending]) -> dict[tuple[int, date], int]:
-        """PostgreSQL in as few round trips as it takes (the writer waits for each; on a
-        busy machine that is most of a commit's time): BEGIN with the bump of the chain's
-        head; the rows by COPY (written by psycopg's C code); then the new head, the quota
-        counts and the COMMIT as one string (values bound by psycopg on the client). The
-        connection is in autocommit mode: the transaction is these statements' own."""
-        n = len(batch)
+        """PostgreSQL in two round trips (the writer waits for each; on a busy machine that
+        is most of a commit's time): the calls' record lookups, BEGIN and the bump of the
+        chain's head (:meth:`_begin_pg`); then the audit entries and the ledger rows (each
+        table's rows as one JSON array, written by orjson and expanded by the server's
+        ``json_populate_recordset``), the new head, the quota counts and the COMMIT, as one
+        string (values bound by psycopg on the client). The connection is in autocommit
+        mode: the transaction is these statements' own."""
         cur = psycopg.ClientCursor(conn)
-        cur.execute(f"BEGIN; {_SQL['bump']}".replace("?", "%s"), (n,))
-        cur.nextset()
-        row = cur.fetchone()
+        row = self._begin_pg(cur, batch)
+        batch = [item for item in batch if item.error is None]
+        if not batch:
+            return {}
+        n = len(batch)
         audit_rows, ledger_rows, counts, tip = _chain(batch, row, True)
         statements: list[str] = []
         params: list[Any] = []
         if row is None:
             statements.append(_SQL["init"])
             params += [n, audit.GENESIS_HASH]
-        with cur.copy(_COPY_AUDIT) as copy:
-            for audit_row in audit_rows:
-                copy.write_row(audit_row)
+        statements.append(_JSON_ROWS["audit"])
+        params.append(_json_rows(_AUDIT_COLUMNS, audit_rows))
         if ledger_rows:
-            with cur.copy(_COPY_LEDGER) as copy:
-                for ledger_row in ledger_rows:
-                    copy.write_row(ledger_row)
+            statements.append(_JSON_ROWS["ledger"])
+            params.append(_json_rows(LEDGER_COLUMNS, ledger_rows))
         statements.append(_SQL["tip"])
         params.append(tip)
         keys = sorted(counts)
@@ -472,6 +505,70 @@ class LedgerWriter:
             if not cur.nextset():
                 break
         return dict(zip(keys, got, strict=True))
+
+    def _begin_pg(self, cur: Any, batch: list[Pending]) -> tuple[Any, ...] | None:
+        """One round trip: the record lookups of the batch's calls (one query per statement
+        for all their keys), BEGIN and the bump of the chain's head; returns the head. A
+        lookup that fails fails only its own calls (``Pending.error``): the others go on."""
+        lookups: dict[str, dict[str, None]] = {}
+        for item in batch:
+            rec = item.record
+            if rec is not None and item.error is None:
+                assert rec.lookup is not None
+                lookups.setdefault(rec.lookup[0], {}).update(dict.fromkeys(rec.lookup[1]))
+        live = sum(1 for item in batch if item.error is None)
+        if not live:
+            return None
+        params: list[Any] = [list(keys) for keys in lookups.values()]
+        try:
+            cur.execute("; ".join([*lookups, _BEGIN_BUMP]), [*params, live])
+        except psycopg.OperationalError:
+            raise
+        except (psycopg.Error, ValueError, TypeError) as exc:
+            with contextlib.suppress(psycopg.Error):
+                cur.execute("ROLLBACK")
+            if not self._fail_lookups(cur, batch, list(lookups)):
+                raise
+            log.warning("record lookup failed: %s", exc)
+            return self._begin_pg(cur, batch)
+        by_sql = {}
+        for sql in lookups:
+            by_sql[sql] = {r[0]: r for r in cur.fetchall()}
+            cur.nextset()
+        cur.nextset()  # BEGIN
+        row: tuple[Any, ...] | None = cur.fetchone()
+        for item in batch:
+            rec = item.record
+            if rec is not None and item.error is None:
+                assert rec.lookup is not None
+                resolve(item, by_sql[rec.lookup[0]])
+        return row
+
+    @staticmethod
+    def _fail_lookups(cur: Any, batch: list[Pending], statements: list[str]) -> bool:
+        """After a failed first round trip: run each lookup statement alone, and fail the
+        calls of those that fail. False when none does (the batch itself failed)."""
+        failed: dict[str, BaseException] = {}
+        for sql in statements:
+            keys = [
+                k
+                for item in batch
+                if item.record is not None and item.error is None
+                for k in item.record.lookup[1]  # type: ignore[index]
+                if item.record.lookup[0] == sql  # type: ignore[index]
+            ]
+            try:
+                cur.execute(sql, [keys])
+                cur.fetchall()
+            except psycopg.OperationalError:
+                raise
+            except (psycopg.Error, ValueError, TypeError) as exc:
+                failed[sql] = exc
+        for item in batch:
+            rec = item.record
+            if rec is not None and rec.lookup is not None and rec.lookup[0] in failed:
+                item.error = LookupFailed(str(failed[rec.lookup[0]]))
+        return bool(failed)
 
 
 def _open_raw(engine: Engine, *pragmas: str) -> tuple[Any, Any]:
@@ -597,8 +694,23 @@ _SQL = {
 }
 
 
-_COPY_AUDIT = f"COPY audit_entries ({', '.join(_AUDIT_COLUMNS)}) FROM STDIN"
-_COPY_LEDGER = f"COPY usage_ledger ({', '.join(LEDGER_COLUMNS)}) FROM STDIN"
+_BEGIN_BUMP = "BEGIN; " + _SQL["bump"].replace("?", "%s")
+#: PostgreSQL: a table's rows from one JSON array of objects (:func:`_json_rows`)
+_JSON_ROWS = {
+    name: f"INSERT INTO {table} ({', '.join(cols)}) "  # noqa: S608 (constants of this module)
+    f"SELECT {', '.join(cols)} FROM json_populate_recordset(NULL::{table}, ?)"
+    for name, table, cols in (
+        ("audit", "audit_entries", _AUDIT_COLUMNS),
+        ("ledger", "usage_ledger", LEDGER_COLUMNS),
+    )
+}
+
+
+def _json_rows(columns: Sequence[str], rows: list[tuple[Any, ...]]) -> str:
+    """Rows as a JSON array of objects keyed by column (times in ISO 8601 with their offset,
+    to the microsecond: what the audit chain hashed)."""
+    objects = [dict(zip(columns, row, strict=True)) for row in rows]
+    return orjson.dumps(objects, option=orjson.OPT_NAIVE_UTC).decode()
 
 
 def _sqlite_ts(ts: datetime) -> str:
@@ -611,14 +723,28 @@ _ITEMS = LEDGER_COLUMNS.index("items")
 
 def _ledger_tuple(led: dict[str, Any], pg: bool) -> tuple[Any, ...]:
     values = [led[col] for col in LEDGER_COLUMNS]
-    values[_ITEMS] = json.dumps(values[_ITEMS], ensure_ascii=False)
-    if not pg:  # as SQLAlchemy stores them on SQLite
+    if not pg:  # as SQLAlchemy stores them on SQLite (PostgreSQL's rows go as JSON)
+        values[_ITEMS] = json.dumps(values[_ITEMS], ensure_ascii=False)
         values[0] = _sqlite_ts(values[0])
         values[1] = values[1].isoformat()
     return tuple(values)
 
 
-def _settle(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
+def _settle_items(items: list[Pending], error: BaseException | None) -> None:
+    """Wake a batch's requests: each with what its lookup found, or with its error."""
+    for item in items:
+        fut = item.future
+        if fut is None or fut.done():
+            continue
+        if item.error is not None:
+            fut.set_exception(item.error)
+        elif error is None:
+            fut.set_result(item.found)
+        else:
+            fut.set_exception(RuntimeError(f"usage ledger commit failed: {error}"))
+
+
+def _settle(futures: list[asyncio.Future[Any]], error: BaseException | None) -> None:
     for fut in futures:
         if fut.done():
             continue

@@ -37,7 +37,13 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from govshare.dataservices.ledger import CallRecord, LedgerWriter, Pending, pending_of
+from govshare.dataservices.ledger import (
+    CallRecord,
+    LedgerWriter,
+    LookupFailed,
+    Pending,
+    pending_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +82,7 @@ class WriterProcess:
         self._proc: subprocess.Popen[bytes] | None = None
         self._sock: socket.socket | None = None
         self._next_id = 0
-        self._waiting: deque[tuple[int, asyncio.Future[None]]] = deque()
+        self._waiting: deque[tuple[int, asyncio.Future[Any]]] = deque()
         self._gathered: list[CallRecord] = []
         self._scheduled = False
         self._out = bytearray()
@@ -173,22 +179,22 @@ class WriterProcess:
 
     # ------------------------------------------------------------ calls
 
-    async def write(self, records: Sequence[CallRecord]) -> None:
-        """Send calls (with this loop pass's others) and wait until they are committed."""
+    async def write(self, records: Sequence[CallRecord]) -> list[Any]:
+        """Send calls (with this loop pass's others) and wait until they are committed;
+        returns what each call's lookup found (None: a call without a lookup)."""
         loop = self.loop
         assert loop is not None
         futures = []
         for rec in records:
             self._next_id += 1
-            fut: asyncio.Future[None] = loop.create_future()
+            fut: asyncio.Future[Any] = loop.create_future()
             self._waiting.append((self._next_id, fut))
             self._gathered.append(rec)
             futures.append(fut)
         if not self._scheduled:
             self._scheduled = True
             loop.call_soon(self._send)
-        for fut in futures:
-            await fut
+        return [await fut for fut in futures]
 
     def _send(self) -> None:
         self._scheduled = False
@@ -235,18 +241,20 @@ class WriterProcess:
             self._close(EOFError("the ledger process exited"))
             return
         self._in += data
-        for last_id, error, totals in _frames(self._in):
+        for last_id, error, totals, found, failed in _frames(self._in):
             self.counts.update(totals)
             failure = (
                 None if error is None else RuntimeError(f"usage ledger commit failed: {error}")
             )
             waiting = self._waiting
             while waiting and waiting[0][0] <= last_id:
-                _, fut = waiting.popleft()
+                call, fut = waiting.popleft()
                 if fut.done():
                     continue
-                if failure is None:
-                    fut.set_result(None)
+                if call in failed:
+                    fut.set_exception(LookupFailed(failed[call]))
+                elif failure is None:
+                    fut.set_result(found.get(call))
                 else:
                     fut.set_exception(failure)
 
@@ -312,10 +320,10 @@ def serve(sock: socket.socket) -> None:
             if not frames:
                 continue
             batch: list[Pending] = []
-            last_id = 0
+            ids: list[int] = []
             for first, records in frames:
                 batch.extend(pending_of(rec) for rec in records)
-                last_id = first + len(records) - 1
+                ids.extend(range(first, first + len(records)))
             error: str | None = None
             totals: dict[tuple[int, date], int] = {}
             try:
@@ -323,7 +331,13 @@ def serve(sock: socket.socket) -> None:
             except Exception as exc:  # the worker answers 503 for these calls
                 log.exception("usage ledger commit failed")
                 error = f"{type(exc).__name__}: {exc}"
-            sock.sendall(_frame((last_id, error, totals)))
+            found = {  # the records found for the calls committed
+                i: p.found
+                for i, p in zip(ids, batch, strict=True)
+                if p.found is not None and error is None
+            }
+            failed = {i: str(p.error) for i, p in zip(ids, batch, strict=True) if p.error}
+            sock.sendall(_frame((ids[-1], error, totals, found, failed)))
     finally:
         writer.stop()
         engine.dispose()

@@ -1,0 +1,173 @@
+"""Record lookups done by the ledger writer (PostgreSQL): a call's records are read in the
+round trip that begins its commit, its outcome and volume are what that lookup found, and a
+lookup that fails fails only its own call. On SQLite the gateway reads the records itself;
+the answers and ledger rows must be the same on both databases."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from govshare.audit.models import AuditEntry
+from govshare.audit.service import verify_engine
+from govshare.dataservices import gateway as gw
+from govshare.dataservices import ledger
+from govshare.dataservices.ledger_process import WriterProcess
+from govshare.dataservices.models import UsageEntry
+from govshare.db import utcnow
+from tests.dataservices.conftest import Live, headers, person_key
+
+
+def _ledger_row(live: Live, call_id: str) -> UsageEntry:
+    with live.session() as s:
+        row = s.scalar(select(UsageEntry).where(UsageEntry.call_id == call_id))
+        assert row is not None, f"call {call_id} is not in the ledger"
+        return row
+
+
+def test_volume_is_the_distinct_records_found(live: Live) -> None:
+    consumer, token = live.consumer()
+    live.grant(consumer, ["id_number", "name"], ["verification", "query"])
+    unknown = "41130219600101999X"
+    with live.client() as client:
+        r = client.post(
+            f"/api/v1/dataservices/{live.service_id}/query",
+            json={"keys": [person_key(11), person_key(11), person_key(12), unknown]},
+            headers=headers(token),
+        )
+        assert r.status_code == 200, r.text
+        assert [rec["name"] for rec in r.json()["records"]] == ["李11", "李12"]
+        queried = _ledger_row(live, r.headers["X-Govshare-Call-Id"])
+        assert (queried.outcome, queried.volume, queried.subject_count) == ("ok", 2, 4)
+
+        r = client.post(
+            f"/api/v1/dataservices/{live.service_id}/verify",
+            json={"key": unknown, "claims": {"name": "李11"}},
+            headers=headers(token),
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["results"] == {"name": "no_record"}
+        missing = _ledger_row(live, r.headers["X-Govshare-Call-Id"])
+        assert (missing.outcome, missing.volume) == ("not_found", 0)
+
+        r = client.post(
+            f"/api/v1/dataservices/{live.service_id}/query",
+            json={"key": unknown},
+            headers=headers(token),
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["records"] == []
+        assert _ledger_row(live, r.headers["X-Govshare-Call-Id"]).outcome == "not_found"
+
+
+def test_a_key_with_a_nul_character_is_refused(live: Live) -> None:
+    consumer, token = live.consumer()
+    live.grant(consumer, ["id_number", "name"], ["verification"])
+    with live.client() as client:
+        r = client.post(
+            f"/api/v1/dataservices/{live.service_id}/verify",
+            json={"key": person_key(1) + "\x00", "claims": {"name": "李1"}},
+            headers=headers(token),
+        )
+    assert r.status_code == 422, r.text
+    assert _ledger_row(live, r.headers["X-Govshare-Call-Id"]).outcome == "refused"
+
+
+def _records(live: Live) -> tuple[ledger.CallRecord, ledger.CallRecord, ledger.CallRecord]:
+    """Three served calls of one consumer: a lookup of a known and an unknown person, a
+    lookup whose statement fails (its table is gone), and a call without a lookup."""
+    consumer, _token = live.consumer()
+    grant_id = live.grant(consumer, ["id_number", "name"], ["query"])
+    with live.session() as s:
+        view = gw.load_service_view(s, live.service_id)
+    assert view is not None
+    good = gw.gateway(live.engine)._sql(view, ["name"], "any", 0)
+    broken = good.replace(f'FROM "{view.table}"', 'FROM "data_no_such_table"')
+    assert broken != good
+
+    def record(n: int, lookup: tuple[str, tuple[str, ...]] | None) -> ledger.CallRecord:
+        return ledger.CallRecord(
+            utcnow(),
+            f"writer-lookup-{consumer}-{n}",
+            live.service_id,
+            "query",
+            "ok",
+            "",
+            "127.0.0.1",
+            ("credential", None, "测试业务系统", "system", consumer, "127.0.0.1"),
+            True,
+            "测试业务系统",
+            "张三",
+            (view.id, view.entry_id, view.provider_department_id),
+            (grant_id, "测试用途", "测试场景", "测试审核人"),
+            ("name",),
+            lookup[1] if lookup else (),
+            1,
+            True,
+            lookup,
+        )
+
+    keys = (person_key(21), "41130219600101999X", person_key(22))
+    return (
+        record(1, (good, keys)),
+        record(2, (broken, (person_key(23),))),
+        record(3, None),
+    )
+
+
+def _check_committed(live: Live, found: Any, call_ids: list[str], absent: str) -> None:
+    assert [row[1] for row in found] == ["李21", "李22"]
+    rows = {call_id: _ledger_row(live, call_id) for call_id in call_ids}
+    first = rows[call_ids[0]]
+    assert (first.outcome, first.volume, first.subject_count) == ("ok", 2, 3)
+    with live.session() as s:
+        assert s.scalar(select(UsageEntry).where(UsageEntry.call_id == absent)) is None
+        entries = s.scalars(
+            select(AuditEntry).where(AuditEntry.seq.in_([r.audit_seq for r in rows.values()]))
+        ).all()
+        assert len(entries) == len(call_ids)
+        assert all(absent not in e.details for e in entries)
+    result = verify_engine(live.engine, workers=1)
+    assert result.ok, result
+
+
+@pytest.mark.postgresql_only
+def test_a_failing_lookup_fails_only_its_call(live: Live) -> None:
+    ok, broken, plain = _records(live)
+    items = [ledger.pending_of(rec) for rec in (ok, broken, plain)]
+    writer = ledger.LedgerWriter(live.engine)
+    try:
+        totals = writer.commit(items)
+    finally:
+        writer.stop()
+    assert isinstance(items[1].error, ledger.LookupFailed)
+    assert "data_no_such_table" in str(items[1].error)
+    assert items[0].error is None
+    assert items[2].found is None
+    assert sum(totals.values()) >= 2  # the two committed calls count towards the quota
+    _check_committed(live, items[0].found, [ok.call_id, plain.call_id], broken.call_id)
+
+
+@pytest.mark.postgresql_only
+def test_the_writer_process_answers_with_what_it_found(live: Live) -> None:
+    ok, broken, plain = _records(live)
+
+    async def run() -> list[Any]:
+        counts: dict[tuple[int, date], int] = {}
+        process = WriterProcess(live.engine.url.render_as_string(hide_password=False), counts)
+        assert process.start(asyncio.get_running_loop())
+        try:
+            calls = [process.write([rec]) for rec in (ok, broken, plain)]
+            return await asyncio.gather(*calls, return_exceptions=True)
+        finally:
+            await process.stop()
+
+    got_ok, got_broken, got_plain = asyncio.run(run())
+    assert isinstance(got_broken, ledger.LookupFailed), got_broken
+    assert got_plain == [None]
+    assert isinstance(got_ok, list)
+    _check_committed(live, got_ok[0], [ok.call_id, plain.call_id], broken.call_id)
