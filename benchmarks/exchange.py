@@ -36,7 +36,8 @@ response or socket error is invalid: it is printed loudly and the script exits w
 
 Prints, per database and worker count, the three throughputs, p50/p99, the ratios against the
 bars (PASS/FAIL), where the CPU time went (the load generator, the server and the database share
-the machine's CPUs; "other" is what the rest of the machine used meanwhile), how wrk's
+the machine's CPUs; "other" is what the rest of the machine used meanwhile; "steal" is the
+share the host took for other virtual machines, and a run above 5% is invalid), how wrk's
 connections were spread over uvicorn's workers, and the settings. Before each timed run it waits
 (``--max-wait``) for the machine to be quiet. Exits 1 when a bar is missed.
 
@@ -550,11 +551,17 @@ def postgres_pids(database: str | None) -> list[int]:
     return pids
 
 
-def machine_busy() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine since boot."""
+#: a timed run during which the host (hypervisor) took more than this % of the virtual
+#: machine's CPU time (steal) does not measure the platform: the run is invalid
+MAX_STEAL_PCT = 5.0
+
+
+def machine_busy() -> tuple[float, float, float]:
+    """(busy, total, steal) CPU seconds of the whole machine since boot: busy is what its
+    own processes used; steal is the time the host ran something else on its CPUs."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = values[3] + values[4]
-    return (sum(values) - idle) / TICKS, sum(values) / TICKS
+    idle, steal = values[3] + values[4], values[7] if len(values) > 7 else 0
+    return (sum(values) - idle - steal) / TICKS, sum(values) / TICKS, steal / TICKS
 
 
 def connections_per_process(port: int) -> list[int]:
@@ -572,20 +579,25 @@ def connections_per_process(port: int) -> list[int]:
 
 
 def wait_quiet(max_wait: float, busy_below: float = 25.0) -> str:
-    """Wait until the machine is nearly idle (other work on it skews the figures): up to
-    ``max_wait`` seconds for one second with less than ``busy_below`` % CPU busy."""
+    """Wait until the machine is nearly idle (other work on it, or the host taking its CPUs,
+    skews the figures): up to ``max_wait`` seconds for one second with less than
+    ``busy_below`` % CPU busy and less than ``MAX_STEAL_PCT`` % stolen by the host."""
     t0 = time.monotonic()
-    busy = 100.0
+    busy = steal = 100.0
     while True:
         b0 = machine_busy()
         time.sleep(1.0)
         b1 = machine_busy()
-        busy = 100 * (b1[0] - b0[0]) / max(1e-9, b1[1] - b0[1])
-        if busy < busy_below or time.monotonic() - t0 >= max_wait:
+        total = max(1e-9, b1[1] - b0[1])
+        busy, steal = 100 * (b1[0] - b0[0]) / total, 100 * (b1[2] - b0[2]) / total
+        quiet = busy < busy_below and steal < MAX_STEAL_PCT
+        if quiet or time.monotonic() - t0 >= max_wait:
             break
     waited = time.monotonic() - t0 - 1.0
-    note = f"machine {busy:.0f}% busy just before" + (f" (waited {waited:.0f} s)" if waited else "")
-    if busy >= busy_below:
+    note = f"machine {busy:.0f}% busy, {steal:.0f}% stolen by the host just before" + (
+        f" (waited {waited:.0f} s)" if waited else ""
+    )
+    if not quiet:
         note += " !!! not quiet"
     return note
 
@@ -600,6 +612,8 @@ class Measured:
     #: CPU seconds the rest of the machine used meanwhile (anything but wrk, server, database)
     other_cpu_s: float
     quiet: str = ""
+    #: % of the machine's CPU time the host took meanwhile (steal)
+    steal_pct: float = 0.0
     #: connections held by each server process during the timed run
     spread: list[int] = field(default_factory=list)
 
@@ -634,9 +648,12 @@ def measure(
     load = wrk(wrk_bin, server, method, data, cfg.duration, cfg, token)
     sampler.join()
     s1, d1, m1 = cpu_seconds(pids), cpu_seconds(pg), machine_busy()
-    busy = 100 * (m1[0] - m0[0]) / max(1e-9, m1[1] - m0[1])
+    total = max(1e-9, m1[1] - m0[1])
+    busy, steal = 100 * (m1[0] - m0[0]) / total, 100 * (m1[2] - m0[2]) / total
     other = (m1[0] - m0[0]) - (s1 - s0) - (d1 - d0) - load.wrk_cpu_s
-    return Measured(server.name, load, s1 - s0, d1 - d0, busy, max(0.0, other), quiet, spread)
+    return Measured(
+        server.name, load, s1 - s0, d1 - d0, busy, max(0.0, other), quiet, spread, steal
+    )
 
 
 # ------------------------------------------------------------------------- ledger checks
@@ -972,6 +989,13 @@ def bench_database(
         if row.refused_delta:
             row.errors.append(f"{row.refused_delta} calls refused or limited")
         for m in (bare, gov, ds):
+            if m.steal_pct > MAX_STEAL_PCT:
+                row.errors.append(
+                    f"{m.server}: the host took {m.steal_pct:.0f}% of the CPUs during the timed "
+                    "run (steal time): the figures do not measure the platform; run again when "
+                    "the host is quieter"
+                )
+        for m in (bare, gov, ds):
             if m.load.non_2xx or m.load.socket_errors:
                 row.errors.append(
                     f"{m.server}: {m.load.non_2xx} non-2xx responses, "
@@ -1007,7 +1031,7 @@ def report(rows: list[Row], cfg: Settings, dbs: dict[str, str]) -> None:
     head = (
         f"{'database':<11}{'workers':>7}  {'server':<24}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
         f"{'max ms':>9}{'non-2xx':>9}  CPU s: {'wrk':>5}{'server':>7}{'db':>5}{'other':>6}"
-        f"{'busy':>6}  conns"
+        f"{'busy':>6}{'steal':>6}  conns"
     )
     print(head)
     for row in rows:
@@ -1021,7 +1045,7 @@ def report(rows: list[Row], cfg: Settings, dbs: dict[str, str]) -> None:
                 f"{row.database:<11}{row.workers:>7}  {label:<24}{ld.rps:>9,.0f}{ld.p50_ms:>9.2f}"
                 f"{ld.p99_ms:>9.2f}{ld.max_ms:>9.1f}{ld.non_2xx:>9}         "
                 f"{ld.wrk_cpu_s:>5.1f}{m.server_cpu_s:>7.1f}{m.db_cpu_s:>5.1f}{m.other_cpu_s:>6.1f}"
-                f"{m.machine_busy_pct:>5.0f}%  {'/'.join(map(str, m.spread))}"
+                f"{m.machine_busy_pct:>5.0f}%{m.steal_pct:>5.0f}%  {'/'.join(map(str, m.spread))}"
             )
         br, dr, p99 = row.bare_ratio, row.ds_ratio, row.gov.load.p99_ms
         print(
@@ -1044,8 +1068,9 @@ def report(rows: list[Row], cfg: Settings, dbs: dict[str, str]) -> None:
         "CPU s: CPU seconds used during the timed run by wrk, the server's processes, the "
         "PostgreSQL processes of its database (SQLite runs inside the server) and everything "
         f"else on the machine (other); busy: the whole machine ({cpus} CPUs x "
-        f"{cfg.duration} s = {(cpus or 1) * cfg.duration} CPU s); conns: the connections each "
-        "server process held"
+        f"{cfg.duration} s = {(cpus or 1) * cfg.duration} CPU s); steal: the share of that time "
+        f"the host took for other machines (a run above {MAX_STEAL_PCT:g}% is invalid); conns: "
+        "the connections each server process held"
     )
 
 
