@@ -652,7 +652,15 @@ def measure(
     busy, steal = 100 * (m1[0] - m0[0]) / total, 100 * (m1[2] - m0[2]) / total
     other = (m1[0] - m0[0]) - (s1 - s0) - (d1 - d0) - load.wrk_cpu_s
     return Measured(
-        server.name, load, s1 - s0, d1 - d0, busy, max(0.0, other), quiet, spread, steal
+        server.name,
+        load,
+        s1 - s0,
+        d1 - d0,
+        busy,
+        max(0.0, other),
+        quiet=quiet,
+        spread=spread,
+        steal_pct=steal,
     )
 
 
