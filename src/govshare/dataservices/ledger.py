@@ -527,7 +527,7 @@ class LedgerWriter:
         except (psycopg.Error, ValueError, TypeError) as exc:
             with contextlib.suppress(psycopg.Error):
                 cur.execute("ROLLBACK")
-            if not self._fail_lookups(cur, batch, list(lookups)):
+            if not self._fail_lookups(cur, batch, lookups):
                 raise
             log.warning("record lookup failed: %s", exc)
             return self._begin_pg(cur, batch)
@@ -545,20 +545,14 @@ class LedgerWriter:
         return row
 
     @staticmethod
-    def _fail_lookups(cur: Any, batch: list[Pending], statements: list[str]) -> bool:
-        """After a failed first round trip: run each lookup statement alone, and fail the
-        calls of those that fail. False when none does (the batch itself failed)."""
+    def _fail_lookups(cur: Any, batch: list[Pending], lookups: dict[str, dict[str, None]]) -> bool:
+        """After a failed first round trip: run each lookup statement alone (with the keys
+        gathered for it), and fail the calls of those that fail. False when none does (the
+        batch itself failed)."""
         failed: dict[str, BaseException] = {}
-        for sql in statements:
-            keys = [
-                k
-                for item in batch
-                if item.record is not None and item.error is None
-                for k in item.record.lookup[1]  # type: ignore[index]
-                if item.record.lookup[0] == sql  # type: ignore[index]
-            ]
+        for sql, keys in lookups.items():
             try:
-                cur.execute(sql, [keys])
+                cur.execute(sql, [list(keys)])
                 cur.fetchall()
             except psycopg.OperationalError:
                 raise
