@@ -1,7 +1,7 @@
-"""Record lookups done by the ledger writer (PostgreSQL): a call's records are read in the
-round trip that begins its commit, its outcome and volume are what that lookup found, and a
-lookup that fails fails only its own call. On SQLite the gateway reads the records itself;
-the answers and ledger rows must be the same on both databases."""
+"""Record lookups done by the ledger writer: a call's records are read inside the transaction
+that commits it (on PostgreSQL in the round trip that begins the commit), its outcome and
+volume are what that lookup found, and a lookup that fails fails only its own call. The
+answers and ledger rows must be the same on both databases."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import asyncio
 from datetime import date
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from govshare.audit.models import AuditEntry
@@ -135,7 +134,6 @@ def _check_committed(live: Live, found: Any, call_ids: list[str], absent: str) -
     assert result.ok, result
 
 
-@pytest.mark.postgresql_only
 def test_a_failing_lookup_fails_only_its_call(live: Live) -> None:
     ok, broken, plain = _records(live)
     items = [ledger.pending_of(rec) for rec in (ok, broken, plain)]
@@ -152,7 +150,6 @@ def test_a_failing_lookup_fails_only_its_call(live: Live) -> None:
     _check_committed(live, items[0].found, [ok.call_id, plain.call_id], broken.call_id)
 
 
-@pytest.mark.postgresql_only
 def test_the_writer_process_answers_with_what_it_found(live: Live) -> None:
     ok, broken, plain = _records(live)
 

@@ -10,7 +10,9 @@ response leaves.
 A worker keeps what it has read of credentials, services and grants for
 ``dataservice_cache_seconds`` (2 s by default): a revoked credential or a suspended grant is
 refused by every worker within that time, and at once by the worker that changed it.
-Records are read on one connection per worker, outside the ORM.
+Records asked for by key are read by the ledger writer in the transaction that commits the
+call (:meth:`Gateway.lookup_and_record`); a query by filters reads them on one connection per
+worker, outside the ORM.
 """
 
 from __future__ import annotations
@@ -410,10 +412,10 @@ class Gateway:
         if sql is None:
             ph = "?" if self.dialect == "sqlite" else "%s"
             cols = ", ".join(f'"{f}"' for f in (service.key_field, *fields))
-            if where == "keys":
-                cond = f'"{service.key_field}" IN ({", ".join([ph] * n)})'
-            elif where == "any":  # PostgreSQL: one array of keys
-                cond = f'"{service.key_field}" = ANY({ph})'
+            if where == "any":  # the ledger writer's lookup: every key in one parameter
+                pg = self.dialect == "postgresql"
+                keys = "= ANY(%s)" if pg else "IN (SELECT value FROM json_each(?))"  # array, JSON
+                cond = f'"{service.key_field}" {keys}'
             else:  # filter on n fields, given in ``fields`` order after the output fields
                 cond = " AND ".join(f'"{f}" = {ph}' for f in fields[len(fields) - n :])
                 cols = ", ".join(f'"{f}"' for f in (service.key_field, *fields[: len(fields) - n]))
@@ -449,17 +451,12 @@ class Gateway:
         self, call: Call, service: ServiceView, fields: Sequence[str], keys: Sequence[str]
     ) -> dict[Any, tuple[Any, ...]]:
         """The records of ``keys`` (key, then ``fields``), by key; the call is committed to
-        the ledger with what was found (``call.recorded``). On PostgreSQL the ledger writer
-        looks them up in the round trip that begins the call's commit (with the other calls
-        of its batch: one query for all their keys), so that a call waits on the database
-        once; on SQLite they are read here, then the call is committed."""
-        if self.dialect != "postgresql":
-            rows = self.fetch(self._sql(service, fields, "keys", len(keys)), keys)
-            by_key = {row[0]: row for row in rows}
-            call.volume = len([k for k in dict.fromkeys(keys) if k in by_key])
-            outcome = CallOutcome.OK if call.volume else CallOutcome.NOT_FOUND
-            await self._record(call, self.record(call, outcome))
-            return by_key
+        the ledger with what was found (``call.recorded``). The ledger writer looks them up
+        inside the transaction that commits the call, with the other calls of its batch (one
+        query for all their keys): on PostgreSQL in the round trip that begins the commit, so
+        that a call waits on the database once; on SQLite on the writer's connection, whose
+        page cache stays warm (a reader's is emptied by every commit of another connection),
+        so that the worker does not spend its time reading pages."""
         sql = self._sql(service, fields, "any", 0)
         record = self.record(call, CallOutcome.OK)._replace(lookup=(sql, tuple(keys)))
         found = (await self._record(call, record))[0]

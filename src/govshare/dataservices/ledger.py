@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import sqlite3
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -76,9 +77,9 @@ class CallRecord(NamedTuple):
     volume: int
     #: counts towards the grant's daily quota (served calls)
     counted: bool
-    #: PostgreSQL: the record lookup the writer runs for this call (a ``key = ANY(%s)``
-    #: query of the gateway's and the keys), in the round trip that begins the call's
-    #: commit; its outcome and volume are then what the lookup found (:func:`resolve`)
+    #: the record lookup the writer runs for this call inside its commit (the gateway's
+    #: query of every key in one parameter, and the keys); its outcome and volume are then
+    #: what the lookup found (:func:`resolve`)
     lookup: tuple[str, tuple[str, ...]] | None = None
 
 
@@ -442,9 +443,12 @@ class LedgerWriter:
     ) -> dict[tuple[int, date], int]:
         if self.dialect == "postgresql":
             return self._write_pg(conn, batch)
-        assert all(item.record is None for item in batch), "lookups are PostgreSQL's"
         if not begun:
             conn.execute("BEGIN IMMEDIATE")
+        _lookup_sqlite(conn, batch)
+        batch = [item for item in batch if item.error is None]
+        if not batch:
+            return {}
         n = len(batch)
         sql = self._sql
         row = conn.execute(sql["bump"], (n,)).fetchone()
@@ -510,12 +514,7 @@ class LedgerWriter:
         """One round trip: the record lookups of the batch's calls (one query per statement
         for all their keys), BEGIN and the bump of the chain's head; returns the head. A
         lookup that fails fails only its own calls (``Pending.error``): the others go on."""
-        lookups: dict[str, dict[str, None]] = {}
-        for item in batch:
-            rec = item.record
-            if rec is not None and item.error is None:
-                assert rec.lookup is not None
-                lookups.setdefault(rec.lookup[0], {}).update(dict.fromkeys(rec.lookup[1]))
+        lookups = _gather_lookups(batch)
         live = sum(1 for item in batch if item.error is None)
         if not live:
             return None
@@ -537,11 +536,7 @@ class LedgerWriter:
             cur.nextset()
         cur.nextset()  # BEGIN
         row: tuple[Any, ...] | None = cur.fetchone()
-        for item in batch:
-            rec = item.record
-            if rec is not None and item.error is None:
-                assert rec.lookup is not None
-                resolve(item, by_sql[rec.lookup[0]])
+        _resolve_all(batch, by_sql)
         return row
 
     @staticmethod
@@ -563,6 +558,44 @@ class LedgerWriter:
             if rec is not None and rec.lookup is not None and rec.lookup[0] in failed:
                 item.error = LookupFailed(str(failed[rec.lookup[0]]))
         return bool(failed)
+
+
+def _gather_lookups(batch: list[Pending]) -> dict[str, dict[str, None]]:
+    """The distinct keys of the batch's live calls, by lookup statement."""
+    lookups: dict[str, dict[str, None]] = {}
+    for item in batch:
+        rec = item.record
+        if rec is not None and item.error is None:
+            assert rec.lookup is not None
+            lookups.setdefault(rec.lookup[0], {}).update(dict.fromkeys(rec.lookup[1]))
+    return lookups
+
+
+def _resolve_all(batch: list[Pending], by_sql: dict[str, dict[Any, tuple[Any, ...]]]) -> None:
+    for item in batch:
+        rec = item.record
+        if rec is not None and item.error is None:
+            assert rec.lookup is not None
+            resolve(item, by_sql[rec.lookup[0]])
+
+
+def _lookup_sqlite(conn: Any, batch: list[Pending]) -> None:
+    """SQLite, inside the batch's transaction: each lookup statement once, for the keys of
+    all its calls (a JSON array, ``key IN (SELECT value FROM json_each(?))``). A statement
+    that fails fails only its own calls (SQLite keeps the transaction going)."""
+    by_sql: dict[str, dict[Any, tuple[Any, ...]]] = {}
+    for sql, keys in _gather_lookups(batch).items():
+        try:
+            rows = conn.execute(sql, (orjson.dumps(list(keys)).decode(),)).fetchall()
+        except sqlite3.Error as exc:
+            log.warning("record lookup failed: %s", exc)
+            for item in batch:
+                rec = item.record
+                if rec is not None and rec.lookup is not None and rec.lookup[0] == sql:
+                    item.error = LookupFailed(str(exc))
+            continue
+        by_sql[sql] = {r[0]: r for r in rows}
+    _resolve_all(batch, by_sql)
 
 
 def _open_raw(engine: Engine, *pragmas: str) -> tuple[Any, Any]:
