@@ -28,7 +28,7 @@ import threading
 import time
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -68,6 +68,10 @@ MAX_KEYS = 100
 SWITCH_INTERVAL = 0.0005
 MAX_FILTER_ROWS = 100
 
+#: the enums' values, looked up without the enum machinery on the hot path
+_VALUES: dict[Any, str] = {m: m.value for m in (*CallMethod, *CallOutcome)}
+_PUBLISHED = ServiceStatus.PUBLISHED.value
+
 NOTICE = "共享数据仅限用于授权的用途和场景，不得挪作他用或向第三方提供"
 RESULT_LABELS = {"match": "一致", "no_match": "不一致", "no_record": "无记录"}
 
@@ -80,6 +84,13 @@ class Caller:
     principal: Principal
     system_name: str
     department_name: str
+    #: what the audit entry keeps of the caller (``audit.ActorFields``)
+    actor: tuple[str, int | None, str, str, int | None, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        p = self.principal
+        actor = (p.kind, p.id, p.name, p.role_code, p.department_id, p.ip)
+        object.__setattr__(self, "actor", actor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +189,42 @@ def calling_user(request: Request) -> str:
 
 def _user_of(header: str) -> str:
     return _CONTROL.sub("", unquote(header, errors="replace")).strip()[:128]
+
+
+_USERS: dict[bytes, str] = {}
+
+
+def _user_from(raw: bytes) -> str:
+    """:func:`_user_of` of a raw header value, remembered (a calling system names the same
+    few people over and over)."""
+    user = _USERS.get(raw)
+    if user is None:
+        if len(_USERS) > 4096:
+            _USERS.clear()
+        user = _USERS[raw] = _user_of(raw.decode("latin-1"))
+    return user
+
+
+class _Today:
+    """Today's date in China, recomputed only when the day changes."""
+
+    __slots__ = ("day", "until")
+
+    def __init__(self) -> None:
+        self.day = date.min
+        self.until = 0.0
+
+    def __call__(self) -> date:
+        now = time.time()
+        if now >= self.until:
+            local = datetime.fromtimestamp(now, LOCAL_TZ)
+            self.day = local.date()
+            midnight = datetime.combine(self.day + timedelta(days=1), datetime.min.time(), LOCAL_TZ)
+            self.until = midnight.timestamp()
+        return self.day
+
+
+china_today = _Today()
 
 
 #: the largest request body a call may have (a query of 100 keys is a few kilobytes)
@@ -299,6 +346,9 @@ class Gateway:
         self._raw: Any = None
         self._raw_lock = threading.Lock()
         self._sql_cache: dict[tuple[str, str, int, tuple[str, ...]], str] = {}
+        self._decided: dict[
+            tuple[int, tuple[str, ...], str, date], tuple[list[GrantView], GrantView]
+        ] = {}
         self._meta: dict[
             tuple[int, int, tuple[str, ...]], tuple[ServiceView, GrantView, dict[str, Any]]
         ] = {}
@@ -322,6 +372,7 @@ class Gateway:
         self._creds.clear()
         self._services.clear()
         self._grants.clear()
+        self._decided.clear()
 
     def _caller(self, raw: str, ip: str) -> Caller:
         now = time.monotonic()
@@ -458,7 +509,7 @@ class Gateway:
         page cache stays warm (a reader's is emptied by every commit of another connection),
         so that the worker does not spend its time reading pages."""
         sql = self._sql(service, fields, "any", 0)
-        record = self.record(call, CallOutcome.OK)._replace(lookup=(sql, tuple(keys)))
+        record = self.record(call, CallOutcome.OK, lookup=(sql, tuple(keys)))
         found = (await self._record(call, record))[0]
         return {row[0]: row for row in found}
 
@@ -493,9 +544,10 @@ class Gateway:
         if service is None:
             raise CallError(404, "not_found", "共享服务不存在")
         call.service = service
-        if service.status != ServiceStatus.PUBLISHED.value:
+        if service.status != _PUBLISHED:
             raise CallError(410, "service_withdrawn", f"共享服务已停用：{service.withdrawn_reason}")
-        if call.method.value not in service.methods:
+        method = _VALUES[call.method]
+        if method not in service.methods:
             raise CallError(403, "permission_denied", f"该服务不提供“{call.method.label}”方式")
         if fields is not None:
             unknown = [f for f in fields if f not in service.columns]
@@ -503,11 +555,21 @@ class Gateway:
                 raise CallError(422, "validation_failed", f"资源没有信息项 {'、'.join(unknown)}")
         assert caller.principal.department_id is not None
         grants = self.grant_views(caller.principal.department_id, service)
-        today = datetime.now(LOCAL_TZ).date()
-        try:
-            grant = decide(grants, fields or (), call.method.value, today)
-        except PermissionDenied as exc:
-            raise CallError(403, "permission_denied", exc.message) from None
+        today = china_today()
+        # the grant that allows these items by this method is the same for every call until
+        # the grants are read again (a new list) or the day changes; refusals are not kept
+        key = (id(grants), tuple(fields) if fields else (), method, today)
+        hit = self._decided.get(key)
+        if hit is not None and hit[0] is grants:
+            grant = hit[1]
+        else:
+            try:
+                grant = decide(grants, fields or (), method, today)
+            except PermissionDenied as exc:
+                raise CallError(403, "permission_denied", exc.message) from None
+            if len(self._decided) > 4096:
+                self._decided.clear()
+            self._decided[key] = (grants, grant)  # holds the list: its id is not reused
         call.grant = grant
         if fields is None:  # every granted item the entry still has
             call.items = [f for f in service.columns if f in grant.items]
@@ -538,22 +600,27 @@ class Gateway:
             )
         return grant
 
-    def record(self, call: Call, outcome: CallOutcome, reason: str = "") -> ledger_mod.CallRecord:
+    def record(
+        self,
+        call: Call,
+        outcome: CallOutcome,
+        reason: str = "",
+        lookup: tuple[str, tuple[str, ...]] | None = None,
+    ) -> ledger_mod.CallRecord:
         """What the ledger row and audit entry of a call are built from (authenticated
         callers only)."""
         caller = call.caller
         assert caller is not None
-        p = caller.principal
         service, grant = call.service, call.grant
         return ledger_mod.CallRecord(
             utcnow(),
             call.call_id,
             call.service_id,
-            call.method.value,
-            outcome.value,
+            _VALUES[call.method],
+            _VALUES[outcome],
             reason,
             call.ip,
-            (p.kind, p.id, p.name, p.role_code, p.department_id, p.ip),
+            caller.actor,
             True,
             caller.system_name,
             call.calling_user,
@@ -562,7 +629,8 @@ class Gateway:
             tuple(call.items),
             tuple(call.subjects[:MAX_KEYS]),
             call.volume,
-            outcome in (CallOutcome.OK, CallOutcome.NOT_FOUND),
+            outcome is CallOutcome.OK or outcome is CallOutcome.NOT_FOUND,
+            lookup,
         )
 
     def pending(self, call: Call, outcome: CallOutcome, reason: str = "") -> ledger_mod.Pending:
@@ -652,7 +720,7 @@ class Gateway:
             await self._audit_unauthenticated(call, exc)
             return exc.status, dumps(error_body(exc.code, exc.message)), [call_id_header]
         try:
-            call.calling_user = _user_of(user.decode("latin-1"))
+            call.calling_user = _user_from(user)
             body = await _read_body(receive)
             try:
                 payload = orjson.loads(body) if body else {}
