@@ -9,7 +9,9 @@ response leaves.
 
 A worker keeps what it has read of credentials, services and grants for
 ``dataservice_cache_seconds`` (2 s by default): a revoked credential or a suspended grant is
-refused by every worker within that time, and at once by the worker that changed it.
+refused by every worker within that time, and at once by the worker that changed it. A value
+still in use near the end of that time is read again on a background thread, so that a busy
+worker does not stop answering while it waits for the database (:meth:`Gateway._cached`).
 Records asked for by key are read by the ledger writer in the transaction that commits the
 call (:meth:`Gateway.lookup_and_record`); a query by filters reads them on one connection per
 worker, outside the ORM.
@@ -17,8 +19,10 @@ worker, outside the ORM.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
+import logging
 import math
 import os
 import re
@@ -27,7 +31,8 @@ import sys
 import threading
 import time
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -61,6 +66,8 @@ from govshare.orgs.models import Department
 from govshare.permissions import Perm
 from govshare.principal import Principal
 from govshare.sharing.grants import decide, grants_of
+
+log = logging.getLogger(__name__)
 
 #: the header naming the person at the calling system (经办人), UTF-8 percent-encoded
 USER_HEADER = "x-govshare-user"
@@ -208,14 +215,15 @@ def _user_from(raw: bytes) -> str:
 class _Today:
     """Today's date in China, recomputed only when the day changes."""
 
-    __slots__ = ("day", "until")
+    __slots__ = ("clock", "day", "until")
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
         self.day = date.min
         self.until = 0.0
 
     def __call__(self) -> date:
-        now = time.time()
+        now = self.clock()
         if now >= self.until:
             local = datetime.fromtimestamp(now, LOCAL_TZ)
             self.day = local.date()
@@ -343,6 +351,11 @@ class Gateway:
         self._services: dict[int, tuple[float, ServiceView | None]] = {}
         self._grants: dict[tuple[int, int], tuple[float, list[GrantView]]] = {}
         self._buckets: dict[int, _Bucket] = {}
+        #: background reads of cached values (:meth:`_cached`), and what is being read
+        self._refresher: ThreadPoolExecutor | None = None
+        self._refreshing: set[tuple[int, Any]] = set()
+        self._generation = 0
+        self.clock = time.monotonic
         self._raw: Any = None
         self._raw_lock = threading.Lock()
         self._sql_cache: dict[tuple[str, str, int, tuple[str, ...]], str] = {}
@@ -369,31 +382,109 @@ class Gateway:
 
     def forget(self) -> None:
         """Drop every cached credential, service and grant (after a change here)."""
+        self._generation += 1  # a refresh under way may have read what was just changed
         self._creds.clear()
         self._services.clear()
         self._grants.clear()
         self._decided.clear()
 
+    def _cached(
+        self,
+        cache: dict[Any, tuple[float, Any]],
+        key: Any,
+        load: Callable[[], Any],
+        keep: Callable[[Any], Any] | None = None,
+    ) -> Any:
+        """``cache[key]``, read by ``load`` (and turned into what is kept by ``keep``, on the
+        event loop) when it is missing or older than ``ttl``. A value used in the last quarter
+        of its life is read again in the background (on the gateway's refresh thread), so
+        that a busy worker's event loop does not stop every ``ttl`` seconds to wait for the
+        database; a value is never used past its life."""
+        now = self.clock()
+        hit = cache.get(key)
+        if hit is not None and now < hit[0]:
+            if now >= hit[0] - self.ttl / 4:
+                self._refresh(cache, key, load, keep)
+            return hit[1]
+        value = load()
+        if keep is not None:
+            value = keep(value)
+        self._store(cache, key, now, value, self._generation)
+        return value
+
+    def _store(
+        self,
+        cache: dict[Any, tuple[float, Any]],
+        key: Any,
+        read_at: float,
+        value: Any,
+        generation: int,
+    ) -> None:
+        if generation != self._generation:  # forgotten meanwhile: may predate a change
+            return
+        hit = cache.get(key)
+        if hit is not None and hit[0] > read_at + self.ttl:  # a later read is kept already
+            return
+        if len(cache) > 10_000:
+            cache.clear()
+        cache[key] = (read_at + self.ttl, value)
+
+    def _refresh(
+        self,
+        cache: dict[Any, tuple[float, Any]],
+        key: Any,
+        load: Callable[[], Any],
+        keep: Callable[[Any], Any] | None,
+    ) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not on the event loop: read on the spot once it has expired
+            return
+        pending = (id(cache), key)
+        if pending in self._refreshing:
+            return
+        self._refreshing.add(pending)
+        generation = self._generation
+
+        def run() -> None:
+            read_at = self.clock()
+            try:
+                value = load()
+            except Exception:  # the value expires and is read on the spot (and raises there)
+                log.exception("gateway cache refresh failed")
+                self._refreshing.discard(pending)
+                return
+            try:
+                loop.call_soon_threadsafe(
+                    self._stored, cache, key, read_at, value, generation, keep
+                )
+            except RuntimeError:  # the loop is closed: nobody is waiting for it
+                self._refreshing.discard(pending)
+
+        if self._refresher is None:
+            self._refresher = ThreadPoolExecutor(1, thread_name_prefix="govshare-gateway-cache")
+        self._refresher.submit(run)
+
+    def _stored(
+        self,
+        cache: dict[Any, tuple[float, Any]],
+        key: Any,
+        read_at: float,
+        value: Any,
+        generation: int,
+        keep: Callable[[Any], Any] | None,
+    ) -> None:
+        """On the event loop: keep a value the refresh thread read."""
+        self._refreshing.discard((id(cache), key))
+        if keep is not None:
+            value = keep(value)
+        self._store(cache, key, read_at, value, generation)
+
     def _caller(self, raw: str, ip: str) -> Caller:
-        now = time.monotonic()
         token = hashlib.sha256(raw.encode()).hexdigest()  # no secret kept in memory
-        hit = self._creds.get(token)
-        if hit is None or hit[0] < now:
-            value: Caller | NotAuthenticated
-            with self._factory() as session:
-                try:
-                    principal = orgs_service.authenticate_credential(session, raw, ip)
-                    dept = session.get(Department, principal.department_id)
-                    system = principal.name.split("（", 1)[0]
-                    value = Caller(principal, system, dept.name if dept else "")
-                    session.commit()  # last_used_at
-                except NotAuthenticated as exc:
-                    value = exc
-            if len(self._creds) > 10_000:
-                self._creds.clear()
-            hit = (now + self.ttl, value)
-            self._creds[token] = hit
-        value = hit[1]
+        value: Caller | NotAuthenticated = self._cached(
+            self._creds, token, lambda: self._authenticate(raw, ip)
+        )
         if isinstance(value, NotAuthenticated):
             raise CallError(401, value.code, value.message)
         if value.principal.ip != ip:
@@ -413,38 +504,65 @@ class Gateway:
             )
         return value
 
+    def _authenticate(self, raw: str, ip: str) -> Caller | NotAuthenticated:
+        with self._factory() as session:
+            try:
+                principal = orgs_service.authenticate_credential(session, raw, ip)
+                dept = session.get(Department, principal.department_id)
+                system = principal.name.split("（", 1)[0]
+                caller = Caller(principal, system, dept.name if dept else "")
+                session.commit()  # last_used_at
+                return caller
+            except NotAuthenticated as exc:
+                return exc
+
     def service_view(self, service_id: int) -> ServiceView | None:
-        now = time.monotonic()
-        hit = self._services.get(service_id)
-        if hit is None or hit[0] < now:
-            with self._factory() as session:
-                view = load_service_view(session, service_id)
-            hit = (now + self.ttl, view)
-            self._services[service_id] = hit
-        return hit[1]
+        view: ServiceView | None = self._cached(
+            self._services, service_id, lambda: self._load_service(service_id)
+        )
+        return view
+
+    def _load_service(self, service_id: int) -> ServiceView | None:
+        with self._factory() as session:
+            return load_service_view(session, service_id)
 
     def grant_views(self, consumer_department_id: int, service: ServiceView) -> list[GrantView]:
-        now = time.monotonic()
-        key = (consumer_department_id, service.entry_id)
-        hit = self._grants.get(key)
-        if hit is None or hit[0] < now:
-            today = datetime.now(LOCAL_TZ).date()
-            with self._factory() as session:
-                views = load_grant_views(session, consumer_department_id, service, self.defaults)
-                # the daily quota is counted in the database for every worker: take what
-                # the others (or this process before a restart) have counted
-                if views:
-                    counts = self.ledger.counts.values
-                    for gid, calls in session.execute(
-                        select(GrantUsageDay.grant_id, GrantUsageDay.calls).where(
-                            GrantUsageDay.grant_id.in_([v.id for v in views]),
-                            GrantUsageDay.day == today,
-                        )
-                    ):
-                        counts[(gid, today)] = max(counts.get((gid, today), 0), int(calls))
-            hit = (now + self.ttl, views)
-            self._grants[key] = hit
-        return hit[1]
+        views: list[GrantView] = self._cached(
+            self._grants,
+            (consumer_department_id, service.entry_id),
+            lambda: self._load_grants(consumer_department_id, service),
+            self._take_counts,
+        )
+        return views
+
+    def _load_grants(
+        self, consumer_department_id: int, service: ServiceView
+    ) -> tuple[list[GrantView], list[tuple[int, date, int]]]:
+        """The consumer's grants for the service's entry, and what the database has counted
+        of their calls today (the daily quota is counted for every worker there)."""
+        today = china_today()
+        with self._factory() as session:
+            views = load_grant_views(session, consumer_department_id, service, self.defaults)
+            if not views:
+                return views, []
+            used = session.execute(
+                select(GrantUsageDay.grant_id, GrantUsageDay.calls).where(
+                    GrantUsageDay.grant_id.in_([v.id for v in views]),
+                    GrantUsageDay.day == today,
+                )
+            )
+            return views, [(gid, today, int(calls)) for gid, calls in used]
+
+    def _take_counts(
+        self, loaded: tuple[list[GrantView], list[tuple[int, date, int]]]
+    ) -> list[GrantView]:
+        """Take what the other workers (or this process before a restart) have counted today,
+        on the event loop (where the ledger's acknowledgements update the counts)."""
+        views, used = loaded
+        counts = self.ledger.counts.values
+        for gid, day, calls in used:
+            counts[(gid, day)] = max(counts.get((gid, day), 0), calls)
+        return views
 
     # ------------------------------------------------------------ reading records
 
