@@ -168,3 +168,27 @@ def test_the_writer_process_answers_with_what_it_found(live: Live) -> None:
     assert got_plain == [None]
     assert isinstance(got_ok, list)
     _check_committed(live, got_ok[0], [ok.call_id, plain.call_id], broken.call_id)
+
+
+def test_writers_prepare_their_statements_on_each_connection(live: Live) -> None:
+    """PostgreSQL: a writer prepares its statements on every connection it opens, under names
+    of its own (a pooled connection may still hold an earlier writer's); one after another,
+    and after losing its connection, writers commit their calls."""
+    ok, _broken, plain = _records(live)
+    first = ledger.LedgerWriter(live.engine)
+    items = [ledger.pending_of(ok)]
+    try:
+        first.commit(items)
+        first._drop_connection()  # a new connection: prepared again
+        first.commit([ledger.pending_of(plain)])
+    finally:
+        first.stop()
+    second = ledger.LedgerWriter(live.engine)
+    again = ok._replace(call_id=ok.call_id + "-again")
+    more = [ledger.pending_of(again)]
+    try:
+        second.commit(more)
+    finally:
+        second.stop()
+    assert items[0].found == more[0].found
+    _check_committed(live, items[0].found, [ok.call_id, plain.call_id, again.call_id], "none")
