@@ -406,28 +406,7 @@ class Gateway:
             if now >= hit[0] - self.ttl / 4:
                 self._refresh(cache, key, load, keep)
             return hit[1]
-        value = load()
-        if keep is not None:
-            value = keep(value)
-        self._store(cache, key, now, value, self._generation)
-        return value
-
-    def _store(
-        self,
-        cache: dict[Any, tuple[float, Any]],
-        key: Any,
-        read_at: float,
-        value: Any,
-        generation: int,
-    ) -> None:
-        if generation != self._generation:  # forgotten meanwhile: may predate a change
-            return
-        hit = cache.get(key)
-        if hit is not None and hit[0] > read_at + self.ttl:  # a later read is kept already
-            return
-        if len(cache) > 10_000:
-            cache.clear()
-        cache[key] = (read_at + self.ttl, value)
+        return self._stored(cache, key, now, load(), self._generation, keep)
 
     def _refresh(
         self,
@@ -473,12 +452,21 @@ class Gateway:
         value: Any,
         generation: int,
         keep: Callable[[Any], Any] | None,
-    ) -> None:
-        """On the event loop: keep a value the refresh thread read."""
+    ) -> Any:
+        """On the event loop: keep a value read at ``read_at`` (here, or by the refresh
+        thread), turned into what is kept by ``keep``; returns it."""
         self._refreshing.discard((id(cache), key))
         if keep is not None:
             value = keep(value)
-        self._store(cache, key, read_at, value, generation)
+        if generation != self._generation:  # forgotten meanwhile: may predate a change
+            return value
+        hit = cache.get(key)
+        if hit is not None and hit[0] > read_at + self.ttl:  # a later read is kept already
+            return value
+        if len(cache) > 10_000:
+            cache.clear()
+        cache[key] = (read_at + self.ttl, value)
+        return value
 
     def _caller(self, raw: str, ip: str) -> Caller:
         token = hashlib.sha256(raw.encode()).hexdigest()  # no secret kept in memory
