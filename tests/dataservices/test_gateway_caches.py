@@ -154,3 +154,11 @@ def test_without_an_event_loop_an_expired_value_is_read_on_the_spot(live: Live) 
     assert gate._refresher is None
     now[0] += gate.ttl * 0.2  # past its life
     assert gate._cached(cache, "k", load) == 2
+
+
+def test_seconds_to_midnight_counts_to_chinas_next_midnight() -> None:
+    left = gw.seconds_to_midnight()
+    now = datetime.now(UTC).astimezone(gw.LOCAL_TZ)
+    midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), gw.LOCAL_TZ)
+    assert 1 <= left <= 86_400
+    assert abs(left - (midnight - now).total_seconds()) <= 2

@@ -213,7 +213,8 @@ def _user_from(raw: bytes) -> str:
 
 
 class _Today:
-    """Today's date in China, recomputed only when the day changes."""
+    """Today's date in China (:func:`govshare.db.china_today`), recomputed only when the day
+    changes; ``until`` is the next midnight there (a Unix time)."""
 
     __slots__ = ("clock", "day", "until")
 
@@ -304,9 +305,9 @@ def error_body(code: str, message: str, field: str | None = None) -> dict[str, A
 
 
 def seconds_to_midnight() -> int:
-    now = datetime.now(LOCAL_TZ)
-    tomorrow = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), LOCAL_TZ)
-    return max(1, math.ceil((tomorrow - now).total_seconds()))
+    """Seconds until China's next midnight (a daily quota's Retry-After)."""
+    china_today()  # moves ``until`` on when the day has changed
+    return max(1, math.ceil(china_today.until - china_today.clock()))
 
 
 # ---------------------------------------------------------------- the gateway

@@ -600,11 +600,16 @@ class LedgerWriter:
                 raise
             except (psycopg.Error, ValueError, TypeError) as exc:
                 failed[sql] = exc
-        for item in batch:
-            rec = item.record
-            if rec is not None and rec.lookup is not None and rec.lookup[0] in failed:
-                item.error = LookupFailed(str(failed[rec.lookup[0]]))
+        _fail_calls(batch, failed)
         return bool(failed)
+
+
+def _fail_calls(batch: list[Pending], failed: dict[str, BaseException]) -> None:
+    """Fail the calls whose lookup statement failed (``LookupFailed``, with its error)."""
+    for item in batch:
+        rec = item.record
+        if rec is not None and rec.lookup is not None and rec.lookup[0] in failed:
+            item.error = LookupFailed(str(failed[rec.lookup[0]]))
 
 
 def _gather_lookups(batch: list[Pending]) -> dict[str, dict[str, None]]:
@@ -631,17 +636,16 @@ def _lookup_sqlite(conn: Any, batch: list[Pending]) -> None:
     all its calls (a JSON array, ``key IN (SELECT value FROM json_each(?))``). A statement
     that fails fails only its own calls (SQLite keeps the transaction going)."""
     by_sql: dict[str, dict[Any, tuple[Any, ...]]] = {}
+    failed: dict[str, BaseException] = {}
     for sql, keys in _gather_lookups(batch).items():
         try:
             rows = conn.execute(sql, (orjson.dumps(list(keys)).decode(),)).fetchall()
         except sqlite3.Error as exc:
             log.warning("record lookup failed: %s", exc)
-            for item in batch:
-                rec = item.record
-                if rec is not None and rec.lookup is not None and rec.lookup[0] == sql:
-                    item.error = LookupFailed(str(exc))
+            failed[sql] = exc
             continue
         by_sql[sql] = {r[0]: r for r in rows}
+    _fail_calls(batch, failed)
     _resolve_all(batch, by_sql)
 
 
