@@ -208,20 +208,20 @@ def actor_entry_values(
     kind, actor_id, name, role_code, department_id, ip = actor
     return {
         "occurred_at": occurred_at or utcnow(),
-        "actor_type": _clip(kind, 16),
+        "actor_type": clip(kind, 16),
         "actor_id": actor_id,
-        "actor_name": _clip(name, 128),
-        "role": _clip(role_code, 32),
+        "actor_name": clip(name, 128),
+        "role": clip(role_code, 32),
         "department_id": department_id,
-        "action": _clip(action, 96),
-        "target_type": _clip(target_type, 64),
-        "target_id": _clip("" if target_id is None else str(target_id), 128),
-        "ip": _clip(ip, 64),
+        "action": clip(action, 96),
+        "target_type": clip(target_type, 64),
+        "target_id": clip("" if target_id is None else str(target_id), 128),
+        "ip": clip(ip, 64),
         "details": canonical_json(details or {}),
     }
 
 
-def _clip(value: str, size: int) -> str:
+def clip(value: str, size: int) -> str:
     """Fit a value to its column: PostgreSQL refuses longer text and NUL characters, and a
     refused audit entry would fail the whole transaction it records."""
     value = value.replace("\x00", "\ufffd")

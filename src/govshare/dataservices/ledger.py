@@ -162,7 +162,8 @@ class Pending:
     future: asyncio.Future[Any] | None = None
     #: counts towards the grant's daily quota (calls that were served)
     counted: bool = True
-    #: a call whose records the writer looks up (``CallRecord.lookup``)
+    #: the call as the gateway sent it, when its rows are built from it (:func:`call_pending`);
+    #: the writer looks its records up first when it has a ``lookup``
     record: CallRecord | None = None
     #: what the lookup found: the records of the call's keys, in the order of the keys
     found: list[tuple[Any, ...]] | None = None
@@ -170,16 +171,27 @@ class Pending:
     error: BaseException | None = None
 
 
+def call_pending(rec: CallRecord) -> Pending:
+    """A call as the writer takes it: its ledger row and audit entry are built straight from
+    the record when it is chained (:func:`_call_rows`), without the dicts of
+    :func:`pending_of` (which callers that amend the row before it is written use)."""
+    return Pending({}, {}, counted=rec.counted, record=rec)
+
+
 def resolve(item: Pending, by_key: dict[Any, tuple[Any, ...]]) -> None:
-    """Fill a looked-up call's ledger row and audit entry from what its lookup found: the
-    records of its distinct keys (the volume), served "ok" when there is one."""
+    """Record what a looked-up call's lookup found: the records of its distinct keys (the
+    volume), served "ok" when there is one; its rows are built from that when chained."""
     rec = item.record
     assert rec is not None
     assert rec.lookup is not None
     found = [by_key[k] for k in dict.fromkeys(rec.lookup[1]) if k in by_key]
-    outcome = CallOutcome.OK if found else CallOutcome.NOT_FOUND
-    done = pending_of(rec._replace(outcome=outcome.value, volume=len(found), lookup=None))
-    item.ledger, item.audit, item.found = done.ledger, done.audit, found
+    outcome = _OK if found else _NOT_FOUND
+    item.record = rec._replace(outcome=outcome, volume=len(found), lookup=None)
+    item.found = found
+
+
+_OK = CallOutcome.OK.value
+_NOT_FOUND = CallOutcome.NOT_FOUND.value
 
 
 @dataclass
@@ -295,7 +307,7 @@ class LedgerWriter:
         process = self.process
         if process is not None and process.usable(asyncio.get_running_loop()):
             return await process.write(records)
-        return await self.write_here([pending_of(rec) for rec in records])
+        return await self.write_here([call_pending(rec) for rec in records])
 
     async def write_here(self, items: Sequence[Pending]) -> list[Any]:
         """Commit calls in this process and wait until they are."""
@@ -617,8 +629,7 @@ def _gather_lookups(batch: list[Pending]) -> dict[str, dict[str, None]]:
     lookups: dict[str, dict[str, None]] = {}
     for item in batch:
         rec = item.record
-        if rec is not None and item.error is None:
-            assert rec.lookup is not None
+        if rec is not None and rec.lookup is not None and item.error is None:
             lookups.setdefault(rec.lookup[0], {}).update(dict.fromkeys(rec.lookup[1]))
     return lookups
 
@@ -626,8 +637,7 @@ def _gather_lookups(batch: list[Pending]) -> dict[str, dict[str, None]]:
 def _resolve_all(batch: list[Pending], by_sql: dict[str, dict[Any, tuple[Any, ...]]]) -> None:
     for item in batch:
         rec = item.record
-        if rec is not None and item.error is None:
-            assert rec.lookup is not None
+        if rec is not None and rec.lookup is not None and item.error is None:
             resolve(item, by_sql[rec.lookup[0]])
 
 
@@ -658,7 +668,9 @@ def _open_raw(engine: Engine, *pragmas: str) -> tuple[Any, Any]:
     if engine.dialect.name == "postgresql":
         conn.autocommit = True
     else:
-        for pragma in ("PRAGMA wal_autocheckpoint=0", *pragmas):
+        # the writer looks records up by key (:func:`_lookup_sqlite`): a page cache of
+        # 64 MB instead of 2 keeps the tables' upper levels and much of their keys in memory
+        for pragma in ("PRAGMA wal_autocheckpoint=0", "PRAGMA cache_size=-65536", *pragmas):
             conn.execute(pragma)
     return proxy, conn
 
@@ -689,8 +701,18 @@ def _chain(
     ledger_rows = []
     counts: dict[tuple[int, date], int] = {}
     for item in batch:
-        e = item.audit
         seq += 1
+        rec = item.record
+        if rec is not None and not item.audit:  # a call: its rows straight from the record
+            audit_row, ledger_row, prev, day = _call_rows(rec, seq, prev, pg)
+            audit_rows.append(audit_row)
+            if ledger_row is not None:
+                ledger_rows.append(ledger_row)
+                if rec.grant is not None and rec.counted:
+                    key = (rec.grant[0], day)
+                    counts[key] = counts.get(key, 0) + 1
+            continue
+        e = item.audit
         e["seq"] = seq
         e["prev_hash"] = prev
         fields = tuple(e[col] for col in _CHAINED_FIELDS)
@@ -708,6 +730,158 @@ def _chain(
                 key = (grant_id, led["day"])
                 counts[key] = counts.get(key, 0) + 1
     return audit_rows, ledger_rows, counts, prev
+
+
+def _utc_text(ts: datetime) -> str:
+    """A time in UTC as ``YYYY-MM-DDTHH:MM:SS.ffffff`` (what :func:`audit.format_ts` writes
+    before its "Z", and :func:`_sqlite_ts` with a space for the "T")."""
+    if ts.utcoffset():
+        ts = ts.astimezone(UTC)
+    return ts.replace(tzinfo=None).isoformat(timespec="microseconds")
+
+
+#: the audit entry's actor columns by the actor's fields (clipped once per caller)
+_ACTORS: dict[audit.ActorFields, tuple[Any, ...]] = {}
+#: SQLite: a call's items as the ledger stores them (JSON), by items
+_ITEMS_JSON: dict[tuple[str, ...], str] = {}
+
+
+def _actor_columns(actor: audit.ActorFields) -> tuple[Any, ...]:
+    """actor_type, actor_id, actor_name, role, department_id and ip of an audit entry, as
+    :func:`audit.actor_entry_values` stores them."""
+    got = _ACTORS.get(actor)
+    if got is None:
+        kind, actor_id, name, role, department_id, ip = actor
+        got = (
+            audit.clip(kind, 16),
+            actor_id,
+            audit.clip(name, 128),
+            audit.clip(role, 32),
+            department_id,
+            audit.clip(ip, 64),
+        )
+        if len(_ACTORS) > 4096:
+            _ACTORS.clear()
+        _ACTORS[actor] = got
+    return got
+
+
+def _details_json(details: dict[str, Any]) -> str:
+    """:func:`audit.canonical_json` of a call's audit details, by orjson (the same text for
+    these values: sorted keys, no spaces, characters as they are; a test checks it), falling
+    back to the canonical encoder for what orjson refuses (a lone surrogate, say)."""
+    try:
+        return orjson.dumps(details, option=orjson.OPT_SORT_KEYS).decode()
+    except orjson.JSONEncodeError:
+        return audit.canonical_json(details)
+
+
+def _call_rows(
+    rec: CallRecord, seq: int, prev: str, pg: bool
+) -> tuple[tuple[Any, ...], tuple[Any, ...] | None, str, date]:
+    """A call's audit row (chained after ``prev`` as entry ``seq``), its ledger row (None for
+    a call without a valid credential), the entry's hash and the call's Beijing day: the rows
+    :func:`pending_of` and :func:`_chain` make, built without their dicts (this runs for every
+    call)."""
+    method, outcome = rec.method, rec.outcome
+    kind, actor_id, actor_name, role, department_id, ip = _actor_columns(rec.actor)
+    action = f"dataservices:call:{method}"
+    target_id = "" if rec.target_id is None else audit.clip(str(rec.target_id), 128)
+    grant = rec.grant
+    if rec.ledgered:
+        items = list(rec.items)
+        details: dict[str, Any] = {
+            "call_id": rec.call_id,
+            "grant_id": grant[0] if grant else None,
+            "items": items,
+            "method": method,
+            "outcome": outcome,
+            "subjects": len(rec.subjects),
+            "user": rec.calling_user,
+            "volume": rec.volume,
+        }
+        if rec.reason:
+            details["reason"] = rec.reason
+    else:
+        details = {"call_id": rec.call_id, "outcome": outcome, "reason": rec.reason}
+    text = _details_json(details)
+    now = rec.occurred_at
+    utc = _utc_text(now)
+    digest = audit.sm3_hex(
+        audit.entry_payload(
+            seq,
+            utc + "Z",
+            kind,
+            actor_id,
+            actor_name,
+            role,
+            department_id,
+            action,
+            "data_service",
+            target_id,
+            ip,
+            text,
+            prev,
+        )
+    )
+    stored: Any = now if pg else utc.replace("T", " ")
+    audit_row = (
+        seq,
+        stored,
+        kind,
+        actor_id,
+        actor_name,
+        role,
+        department_id,
+        action,
+        "data_service",
+        target_id,
+        ip,
+        text,
+        prev,
+        digest,
+    )
+    day = now.astimezone(LOCAL_TZ).date()
+    if not rec.ledgered:
+        return audit_row, None, digest, day
+    service = rec.service
+    if pg:
+        items_value: Any = items
+        day_value: Any = day
+    else:
+        items_value = _ITEMS_JSON.get(rec.items)
+        if items_value is None:
+            if len(_ITEMS_JSON) > 4096:
+                _ITEMS_JSON.clear()
+            items_value = _ITEMS_JSON[rec.items] = json.dumps(items, ensure_ascii=False)
+        day_value = day.isoformat()
+    ledger_row = (
+        stored,
+        day_value,
+        rec.call_id,
+        service[0] if service else None,
+        service[1] if service else None,
+        grant[0] if grant else None,
+        service[2] if service else None,
+        rec.actor[4],
+        rec.actor[1] if rec.actor[0] == "credential" else None,
+        rec.calling_system[:128],
+        rec.calling_user[:128],
+        grant[1] if grant else "",
+        grant[2] if grant else "",
+        grant[3] if grant else "",
+        method,
+        outcome,
+        items_value,
+        ",".join(subject_hash(s) for s in rec.subjects[:MAX_SUBJECTS]),
+        len(rec.subjects),
+        rec.volume,
+        None,
+        rec.reason[:512],
+        rec.ip[:64],
+        seq,
+    )
+    return audit_row, ledger_row, digest, day
 
 
 LEDGER_COLUMNS = (

@@ -42,7 +42,7 @@ from govshare.dataservices.ledger import (
     LedgerWriter,
     LookupFailed,
     Pending,
-    pending_of,
+    call_pending,
 )
 
 log = logging.getLogger(__name__)
@@ -322,7 +322,7 @@ def serve(sock: socket.socket) -> None:
             batch: list[Pending] = []
             ids: list[int] = []
             for first, records in frames:
-                batch.extend(pending_of(rec) for rec in records)
+                batch.extend(call_pending(rec) for rec in records)
                 ids.extend(range(first, first + len(records)))
             error: str | None = None
             totals: dict[tuple[int, date], int] = {}
