@@ -9,6 +9,9 @@ import asyncio
 from datetime import date
 from typing import Any
 
+import psycopg
+import pytest
+from psycopg.adapt import Transformer
 from sqlalchemy import select
 
 from govshare.audit.models import AuditEntry
@@ -192,3 +195,56 @@ def test_writers_prepare_their_statements_on_each_connection(live: Live) -> None
         second.stop()
     assert items[0].found == more[0].found
     _check_committed(live, items[0].found, [ok.call_id, plain.call_id, again.call_id], "none")
+
+
+def test_keys_with_quotes_commas_and_braces_are_looked_up_as_given(live: Live) -> None:
+    """The writer sends the keys as an array parameter (PostgreSQL) or a JSON array (SQLite):
+    a key with the array syntax's own characters is one key, never split nor altered."""
+    consumer, token = live.consumer()
+    live.grant(consumer, ["id_number", "name"], ["query"])
+    odd = ['A"B', "C\\D", "E,F", "{G}", "NULL", "H I", "张三"]
+    with live.client() as client:
+        r = client.post(
+            f"/api/v1/dataservices/{live.service_id}/query",
+            json={"keys": [*odd, person_key(31)]},
+            headers=headers(token),
+        )
+    assert r.status_code == 200, r.text
+    assert [rec["name"] for rec in r.json()["records"]] == ["李31"]
+    row = _ledger_row(live, r.headers["X-Govshare-Call-Id"])
+    assert (row.outcome, row.volume, row.subject_count) == ("ok", 1, len(odd) + 1)
+
+
+@pytest.mark.postgresql_only
+def test_array_parameters_reach_postgresql_unchanged(live: Live) -> None:
+    keys = ['A"B', "C\\D", 'E,"F', "{G}", " H ", "NULL", "张三", "", "\\\\"]
+    proxy = live.engine.raw_connection()
+    try:
+        conn: Any = proxy.driver_connection
+        conn.autocommit = True
+        (res,) = ledger._pipeline(
+            conn.pgconn, [(None, b"SELECT $1::text[]", [ledger._pg_array(keys)])]
+        )
+        loader = Transformer(conn)
+        loader.set_pgresult(res)
+        assert loader.load_rows(0, res.ntuples, tuple) == [(keys,)]
+    finally:
+        proxy.close()
+
+
+@pytest.mark.postgresql_only
+def test_a_failed_commit_leaves_the_writer_able_to_commit(live: Live) -> None:
+    """A batch the database refuses (here a call id already in the ledger) raises its
+    error; the writer drops that connection and commits the next batch on a new one, and
+    the audit chain has no entry of the refused batch."""
+    ok, _broken, plain = _records(live)
+    writer = ledger.LedgerWriter(live.engine)
+    try:
+        writer.commit([ledger.call_pending(plain)])
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            writer.commit([ledger.call_pending(ok), ledger.call_pending(plain)])
+        items = [ledger.call_pending(ok)]
+        writer.commit(items)
+    finally:
+        writer.stop()
+    _check_committed(live, items[0].found, [ok.call_id, plain.call_id], "none")

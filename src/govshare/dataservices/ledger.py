@@ -23,15 +23,17 @@ import contextlib
 import json
 import logging
 import secrets
+import select
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 import psycopg
+from psycopg.adapt import Transformer
 from sqlalchemy import Engine
 
 from govshare.audit import service as audit
@@ -217,6 +219,8 @@ class LedgerWriter:
         #: PostgreSQL: the connection the statements are prepared on, and the prepared
         #: lookups' names by statement
         self._prepared_on: Any = None
+        #: PostgreSQL: turns the lookups' rows into Python values as a cursor would
+        self._loader: Any = None
         self._lookups: dict[str, str] = {}
         self._lookup_seq = 0
         self._prefix = ""
@@ -488,87 +492,80 @@ class LedgerWriter:
 
     def _write_pg(self, conn: Any, batch: list[Pending]) -> dict[tuple[int, date], int]:
         """PostgreSQL in two round trips (the writer waits for each; on a busy machine that
-        is most of a commit's time): the calls' record lookups, BEGIN and the bump of the
+        is most of a commit's time): BEGIN, the calls' record lookups and the bump of the
         chain's head (:meth:`_begin_pg`); then the audit entries and the ledger rows (each
         table's rows as one JSON array, written by orjson and expanded by the server's
-        ``jsonb_populate_recordset``), the new head, the quota counts and the COMMIT, as one
-        string (values bound by psycopg on the client). The statements are prepared once per
-        connection (:meth:`_prepare_pg`): each string runs ``EXECUTE`` of them, which the
-        server neither analyses nor plans again (that was a quarter of its work for a batch).
-        The connection is in autocommit mode: the transaction is these statements' own."""
-        cur = psycopg.ClientCursor(conn)
+        ``jsonb_populate_recordset``), the new head, the quota counts and the COMMIT.
+
+        Each round trip is one libpq pipeline (:func:`_pipeline`) of statements prepared once
+        per connection (:meth:`_prepare_pg`), their values sent as parameters: the server
+        neither parses nor plans them again, nor reads the rows' JSON through the SQL lexer
+        (as it did when psycopg wrote them into one string), and the writer skips psycopg's
+        cursor for the work of a batch. The connection is in autocommit mode: the
+        transaction is these statements' own."""
         if self._prepared_on is not conn:
-            self._prepare_pg(cur)
+            self._prepare_pg(psycopg.ClientCursor(conn))
             self._prepared_on = conn
-        row = self._begin_pg(cur, batch)
+            self._loader = Transformer(conn)
+        row = self._begin_pg(conn, batch)
         batch = [item for item in batch if item.error is None]
         if not batch:
             return {}
         n = len(batch)
         audit_rows, ledger_rows, counts, tip = _chain(batch, row, True)
-        statements: list[str] = []
-        params: list[Any] = []
+        p = self._prefix.encode()
+        statements: list[_Statement] = []
         if row is None:
-            statements.append(_SQL["init"])
-            params += [n, audit.GENESIS_HASH]
-        p = self._prefix
-        statements.append(f"EXECUTE {p}audit(?)")
-        params.append(_json_rows(_AUDIT_COLUMNS, audit_rows))
+            statements.append((None, _INIT_PG, [str(n).encode(), audit.GENESIS_HASH.encode()]))
+        statements.append((p + b"audit", None, [_json_rows(_AUDIT_COLUMNS, audit_rows)]))
         if ledger_rows:
-            statements.append(f"EXECUTE {p}ledger(?)")
-            params.append(_json_rows(LEDGER_COLUMNS, ledger_rows))
-        statements.append(f"EXECUTE {p}tip(?)")
-        params.append(tip)
+            statements.append((p + b"ledger", None, [_json_rows(LEDGER_COLUMNS, ledger_rows)]))
+        statements.append((p + b"tip", None, [tip.encode()]))
         keys = sorted(counts)
         for grant_id, day in keys:
-            statements.append(f"EXECUTE {p}count(?, ?, ?)")
-            params += [grant_id, day, counts[(grant_id, day)]]
-        statements.append("COMMIT")
-        cur.execute("; ".join(statements).replace("?", "%s"), params)
-        got = []
-        while True:  # the quota counts are the only results with rows
-            if cur.description is not None:
-                counted = cur.fetchone()
-                assert counted is not None
-                got.append(int(counted[0]))
-            if not cur.nextset():
-                break
-        return dict(zip(keys, got, strict=True))
+            values = [str(grant_id).encode(), day.isoformat().encode()]
+            statements.append(
+                (p + b"count", None, [*values, str(counts[(grant_id, day)]).encode()])
+            )
+        statements.append(_COMMIT)
+        results = _pipeline(conn.pgconn, statements)
+        got = results[len(statements) - 1 - len(keys) : -1]  # the quota counts' rows
+        return {key: int(res.get_value(0, 0)) for key, res in zip(keys, got, strict=True)}
 
-    def _begin_pg(self, cur: Any, batch: list[Pending]) -> tuple[Any, ...] | None:
-        """One round trip: the record lookups of the batch's calls (one query per statement
-        for all their keys), BEGIN and the bump of the chain's head; returns the head. A
+    def _begin_pg(self, conn: Any, batch: list[Pending]) -> tuple[Any, ...] | None:
+        """One round trip: BEGIN, the record lookups of the batch's calls (one query per
+        statement for all their keys) and the bump of the chain's head; returns the head. A
         lookup that fails fails only its own calls (``Pending.error``): the others go on."""
         lookups = _gather_lookups(batch)
         live = sum(1 for item in batch if item.error is None)
         if not live:
             return None
-        params: list[Any] = [list(keys) for keys in lookups.values()]
         try:
-            names = self._lookup_names(cur, lookups)
-            cur.execute(
-                "; ".join(
-                    [*(f"EXECUTE {n}(%s)" for n in names), f"BEGIN; EXECUTE {self._prefix}bump(%s)"]
-                ),
-                [*params, live],
-            )
+            names = self._lookup_names(psycopg.ClientCursor(conn), lookups)
+            statements: list[_Statement] = [_BEGIN]
+            for name, keys in zip(names, lookups.values(), strict=True):
+                statements.append((name.encode(), None, [_pg_array(keys)]))
+            statements.append((self._prefix.encode() + b"bump", None, [str(live).encode()]))
+            results = _pipeline(conn.pgconn, statements)
         except psycopg.OperationalError:
             raise
         except (psycopg.Error, ValueError, TypeError) as exc:
             with contextlib.suppress(psycopg.Error):
-                cur.execute("ROLLBACK")
-            if not self._fail_lookups(cur, batch, lookups):
+                conn.execute("ROLLBACK")
+            if not self._fail_lookups(psycopg.ClientCursor(conn), batch, lookups):
                 raise
             log.warning("record lookup failed: %s", exc)
-            return self._begin_pg(cur, batch)
+            return self._begin_pg(conn, batch)
+        loader = self._loader
         by_sql = {}
-        for sql in lookups:
-            by_sql[sql] = {r[0]: r for r in cur.fetchall()}
-            cur.nextset()
-        cur.nextset()  # BEGIN
-        row: tuple[Any, ...] | None = cur.fetchone()
+        for sql, res in zip(lookups, results[1:-1], strict=True):
+            loader.set_pgresult(res)
+            by_sql[sql] = {r[0]: r for r in loader.load_rows(0, res.ntuples, tuple)}
         _resolve_all(batch, by_sql)
-        return row
+        head = results[-1]
+        if not head.ntuples:
+            return None
+        return (int(head.get_value(0, 0)), head.get_value(0, 1).decode())
 
     def _prepare_pg(self, cur: Any) -> None:
         """Prepare the writer's statements on a new connection (one round trip), under names
@@ -622,6 +619,65 @@ def _fail_calls(batch: list[Pending], failed: dict[str, BaseException]) -> None:
         rec = item.record
         if rec is not None and rec.lookup is not None and rec.lookup[0] in failed:
             item.error = LookupFailed(str(failed[rec.lookup[0]]))
+
+
+#: a statement of a pipeline: a prepared statement's name, or None and the SQL (with $n
+#: placeholders); then its parameters in text form
+_Statement = tuple[bytes | None, bytes | None, list[bytes | None] | None]
+_BEGIN: _Statement = (None, b"BEGIN", None)
+_COMMIT: _Statement = (None, b"COMMIT", None)
+
+
+def _pipeline(pgconn: Any, statements: list[_Statement]) -> list[Any]:
+    """Run statements in one round trip on a psycopg connection's libpq connection (pipeline
+    mode, the extended protocol, parameters in text form) and return each one's result.
+    Raises the error of the first statement that failed, once the round trip is over (the
+    server skips the statements after it)."""
+    pgconn.enter_pipeline_mode()
+    try:
+        for name, sql, params in statements:
+            if name is not None:
+                pgconn.send_query_prepared(name, params)
+            else:
+                assert sql is not None
+                pgconn.send_query_params(sql, params)
+        pgconn.pipeline_sync()
+        while pgconn.flush():
+            select.select([pgconn.socket], [pgconn.socket], [])
+            pgconn.consume_input()
+        results: list[Any] = []
+        error: Exception | None = None
+        while True:
+            if pgconn.is_busy():
+                select.select([pgconn.socket], [], [])
+                pgconn.consume_input()
+                continue
+            res = pgconn.get_result()
+            if res is None:  # the end of one statement's results
+                continue
+            status = res.status
+            if status == _SYNC:
+                break
+            if status == _FAILED and error is None:
+                error = psycopg.errors.error_from_result(res, encoding="utf-8")
+            results.append(res)
+    finally:
+        with contextlib.suppress(psycopg.Error):
+            pgconn.exit_pipeline_mode()
+    if error is not None:
+        raise error
+    return results
+
+
+_SYNC = psycopg.pq.ExecStatus.PIPELINE_SYNC
+_FAILED = psycopg.pq.ExecStatus.FATAL_ERROR
+
+
+def _pg_array(values: Iterable[str]) -> bytes:
+    """A text array's literal (``{"a","b"}``): each value quoted, its quotes and
+    backslashes escaped."""
+    quoted = (v.replace("\\", "\\\\").replace('"', '\\"') for v in values)
+    return ("{" + ",".join(f'"{v}"' for v in quoted) + "}").encode()
 
 
 def _gather_lookups(batch: list[Pending]) -> dict[str, dict[str, None]]:
@@ -954,6 +1010,7 @@ def _numbered(sql: str) -> str:
 
 #: PostgreSQL: the writer's statements, prepared on its connection (:meth:`_prepare_pg`);
 #: a table's rows come as one JSON array of objects (:func:`_json_rows`)
+_INIT_PG = _numbered(_SQL["init"]).encode()
 _PREPARED = {
     "bump": _numbered(_SQL["bump"]),
     "tip": _numbered(_SQL["tip"]),
@@ -969,11 +1026,11 @@ _PREPARED = {
 }
 
 
-def _json_rows(columns: Sequence[str], rows: list[tuple[Any, ...]]) -> str:
+def _json_rows(columns: Sequence[str], rows: list[tuple[Any, ...]]) -> bytes:
     """Rows as a JSON array of objects keyed by column (times in ISO 8601 with their offset,
     to the microsecond: what the audit chain hashed)."""
     objects = [dict(zip(columns, row, strict=True)) for row in rows]
-    return orjson.dumps(objects, option=orjson.OPT_NAIVE_UTC).decode()
+    return orjson.dumps(objects, option=orjson.OPT_NAIVE_UTC)
 
 
 def _sqlite_ts(ts: datetime) -> str:
