@@ -248,3 +248,26 @@ def test_a_failed_commit_leaves_the_writer_able_to_commit(live: Live) -> None:
     finally:
         writer.stop()
     _check_committed(live, items[0].found, [ok.call_id, plain.call_id], "none")
+
+
+@pytest.mark.postgresql_only
+def test_the_writer_statements_are_planned_once(live: Live) -> None:
+    """PostgreSQL would plan the lookup again at every execution (a custom plan for each key
+    array): the writer's connection uses the generic plans of its prepared statements."""
+    ok, _broken, plain = _records(live)
+    writer = ledger.LedgerWriter(live.engine)
+    try:
+        for n in range(8):
+            calls = [ok._replace(call_id=f"{ok.call_id}-plan-{n}"), plain._replace(call_id=f"p{n}")]
+            writer.commit([ledger.call_pending(rec) for rec in calls])
+        conn = writer._connection()
+        plans = conn.execute(
+            "SELECT name, generic_plans, custom_plans FROM pg_prepared_statements "
+            "WHERE name LIKE %s",
+            [writer._prefix + "%"],
+        ).fetchall()
+    finally:
+        writer.stop()
+    names = {name.removeprefix(writer._prefix) for name, _, _ in plans}
+    assert {"audit", "ledger", "bump", "tip", "count", "lookup_1"} <= names
+    assert [(name, custom) for name, _, custom in plans if custom] == [], plans
