@@ -34,10 +34,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import orjson
 import psycopg
 from psycopg.adapt import Transformer
-from sqlalchemy import Engine
+from sqlalchemy import JSON, Engine, String
+from sqlalchemy.dialects import postgresql
 
 from govshare.audit import service as audit
-from govshare.dataservices.models import CallOutcome
+from govshare.audit.models import AuditEntry
+from govshare.dataservices.models import CallOutcome, UsageEntry
 from govshare.dataservices.usage import subject_hash
 from govshare.db import LOCAL_TZ
 
@@ -494,8 +496,9 @@ class LedgerWriter:
         """PostgreSQL in two round trips (the writer waits for each; on a busy machine that
         is most of a commit's time): BEGIN, the calls' record lookups and the bump of the
         chain's head (:meth:`_begin_pg`); then the audit entries and the ledger rows (each
-        table's rows as one JSON array, written by orjson and expanded by the server's
-        ``jsonb_populate_recordset``), the new head, the quota counts and the COMMIT.
+        table's rows as one JSON array of arrays, written by orjson and read by position on
+        the server, :func:`_insert_from_json`), the new head, the quota counts and the
+        COMMIT.
 
         Each round trip is one libpq pipeline (:func:`_pipeline`) of statements prepared once
         per connection (:meth:`_prepare_pg`), their values sent as parameters: the server
@@ -517,9 +520,9 @@ class LedgerWriter:
         statements: list[_Statement] = []
         if row is None:
             statements.append((None, _INIT_PG, [str(n).encode(), audit.GENESIS_HASH.encode()]))
-        statements.append((p + b"audit", None, [_json_rows(_AUDIT_COLUMNS, audit_rows)]))
+        statements.append((p + b"audit", None, [_json_rows(audit_rows)]))
         if ledger_rows:
-            statements.append((p + b"ledger", None, [_json_rows(LEDGER_COLUMNS, ledger_rows)]))
+            statements.append((p + b"ledger", None, [_json_rows(ledger_rows)]))
         statements.append((p + b"tip", None, [tip.encode()]))
         keys = sorted(counts)
         for grant_id, day in keys:
@@ -1013,28 +1016,45 @@ def _numbered(sql: str) -> str:
 
 
 #: PostgreSQL: the writer's statements, prepared on its connection (:meth:`_prepare_pg`);
-#: a table's rows come as one JSON array of objects (:func:`_json_rows`)
+#: a table's rows come as one JSON array of arrays (:func:`_json_rows`)
 _INIT_PG = _numbered(_SQL["init"]).encode()
+
+
+_PG_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
+
+
+def _insert_from_json(table: Any, columns: Sequence[str]) -> str:
+    """PostgreSQL: an INSERT of rows sent as one JSON array of arrays (one array a row, its
+    values in ``columns`` order): each value taken by its position and read by its column's
+    type. Text goes as text, so a value too long for its column is refused, not cut."""
+    values = []
+    for i, name in enumerate(columns):
+        column_type = table.c[name].type
+        if isinstance(column_type, JSON):
+            values.append(f"(r->{i})::json")
+        elif isinstance(column_type, String):
+            values.append(f"r->>{i}")
+        else:
+            values.append(f"(r->>{i})::{column_type.compile(dialect=_PG_DIALECT)}")
+    return (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608 (our own tables)
+        f"SELECT {', '.join(values)} FROM jsonb_array_elements($1) AS r"
+    )
+
+
 _PREPARED = {
     "bump": _numbered(_SQL["bump"]),
     "tip": _numbered(_SQL["tip"]),
     "count": _numbered(_SQL["count"]),
-    **{
-        name: f"INSERT INTO {table} ({', '.join(cols)}) "  # noqa: S608 (constants of this module)
-        f"SELECT {', '.join(cols)} FROM jsonb_populate_recordset(NULL::{table}, $1)"
-        for name, table, cols in (
-            ("audit", "audit_entries", _AUDIT_COLUMNS),
-            ("ledger", "usage_ledger", LEDGER_COLUMNS),
-        )
-    },
+    "audit": _insert_from_json(AuditEntry.__table__, _AUDIT_COLUMNS),
+    "ledger": _insert_from_json(UsageEntry.__table__, LEDGER_COLUMNS),
 }
 
 
-def _json_rows(columns: Sequence[str], rows: list[tuple[Any, ...]]) -> bytes:
-    """Rows as a JSON array of objects keyed by column (times in ISO 8601 with their offset,
-    to the microsecond: what the audit chain hashed)."""
-    objects = [dict(zip(columns, row, strict=True)) for row in rows]
-    return orjson.dumps(objects, option=orjson.OPT_NAIVE_UTC)
+def _json_rows(rows: list[tuple[Any, ...]]) -> bytes:
+    """Rows as one JSON array of arrays (times in ISO 8601 with their offset, to the
+    microsecond: what the audit chain hashed), for :func:`_insert_from_json`."""
+    return orjson.dumps(rows, option=orjson.OPT_NAIVE_UTC)
 
 
 def _sqlite_ts(ts: datetime) -> str:
