@@ -757,6 +757,7 @@ LEDGER_THREAD: list[tuple[str, str, str | None]] = [
 #: the usage ledger's writer process (a child of the worker: ledger_process.py)
 WRITER_PROCESS: list[tuple[str, str, str | None]] = [
     ("writer process: ledger row + audit details", "dataservices/ledger.py", "pending_of"),
+    ("writer process: ledger row + audit details", "dataservices/ledger.py", "_call_rows"),
     ("writer process: audit chain SM3 + payload", "govshare/audit/", None),
     ("writer process: SQL execute + commit", "psycopg/", None),
     ("writer process: SQL execute + commit", "dataservices/ledger.py", None),
