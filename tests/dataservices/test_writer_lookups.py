@@ -271,3 +271,40 @@ def test_the_writer_statements_are_planned_once(live: Live) -> None:
     names = {name.removeprefix(writer._prefix) for name, _, _ in plans}
     assert {"audit", "ledger", "bump", "tip", "count", "lookup_1"} <= names
     assert [(name, custom) for name, _, custom in plans if custom] == [], plans
+
+
+def test_a_pass_sends_its_calls_to_the_writer_process_in_groups(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Calls written in one loop pass go to the writer process in frames of SEND_EVERY as
+    they come (the child starts on the first while the worker handles the rest), and every
+    one of them is committed and answered."""
+    from govshare.dataservices import ledger_process
+
+    _ok, _broken, plain = _records(live)
+    sent: list[int] = []
+    frame = ledger_process._frame
+
+    def spy(value: Any) -> bytes:
+        if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], list):
+            sent.append(len(value[1]))
+        return frame(value)
+
+    monkeypatch.setattr(ledger_process, "_frame", spy)
+    n = 2 * ledger_process.SEND_EVERY + 3
+    calls = [plain._replace(call_id=f"{plain.call_id}-group-{i}") for i in range(n)]
+
+    async def run() -> list[Any]:
+        process = WriterProcess(live.engine.url.render_as_string(hide_password=False), {})
+        assert process.start(asyncio.get_running_loop())
+        try:
+            return await asyncio.gather(*(process.write([rec]) for rec in calls))
+        finally:
+            await process.stop()
+
+    assert asyncio.run(run()) == [[None]] * n
+    every = ledger_process.SEND_EVERY
+    assert sent == [every, every, 3]
+    with live.session() as s:
+        ids = [c.call_id for c in calls]
+        assert len(s.scalars(select(UsageEntry.id).where(UsageEntry.call_id.in_(ids))).all()) == n

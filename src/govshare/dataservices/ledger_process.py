@@ -5,9 +5,9 @@ rows and audit entries, so that a worker spends its time answering calls: buildi
 (the subject HMAC-SM3, the audit details), chaining the audit entries (SM3) and the
 database's own work of inserting them run on another CPU, not under the worker's GIL.
 
-The worker sends each loop pass's calls as one frame on a private socket pair
-(:class:`CallRecord` tuples, pickled: nothing outside the two processes writes to it); the
-child reads whatever frames have arrived, commits them in one transaction
+The worker sends each loop pass's calls, in frames of :data:`SEND_EVERY` calls, on a private
+socket pair (:class:`CallRecord` tuples, pickled: nothing outside the two processes writes to
+it); the child reads whatever frames have arrived, commits them in one transaction
 (:class:`~govshare.dataservices.ledger.LedgerWriter`, the same code the in-process writer
 runs), and answers with the last call it committed. Only then does the worker answer those
 calls, so durability is unchanged: a response leaves after its rows are committed.
@@ -52,6 +52,12 @@ _FRAME = struct.Struct("!I")
 START_TIMEOUT = 60.0
 #: after a child failed to start, calls are written in the worker for this long
 RETRY_AFTER = 5.0
+#: a loop pass's calls go to the child in groups of this many, as they come: the child
+#: starts committing the first while the worker still handles the others. Sent only at the
+#: end of the pass, the calls of every connection answered at once came back as one batch,
+#: and the worker and the child took turns waiting for each other (measured on SQLite: 0.45
+#: of the bare endpoint's throughput at the end of the pass, 0.63 in groups of 8)
+SEND_EVERY = 8
 
 
 def _frame(value: Any) -> bytes:
@@ -180,8 +186,9 @@ class WriterProcess:
     # ------------------------------------------------------------ calls
 
     async def write(self, records: Sequence[CallRecord]) -> list[Any]:
-        """Send calls (with this loop pass's others) and wait until they are committed;
-        returns what each call's lookup found (None: a call without a lookup)."""
+        """Send calls (with this loop pass's others, in groups of :data:`SEND_EVERY`) and
+        wait until they are committed; returns what each call's lookup found (None: a call
+        without a lookup)."""
         loop = self.loop
         assert loop is not None
         futures = []
@@ -191,13 +198,18 @@ class WriterProcess:
             self._waiting.append((self._next_id, fut))
             self._gathered.append(rec)
             futures.append(fut)
-        if not self._scheduled:
+        if len(self._gathered) >= SEND_EVERY:
+            self._send()
+        elif not self._scheduled:
             self._scheduled = True
-            loop.call_soon(self._send)
+            loop.call_soon(self._send_pass)
         return [await fut for fut in futures]
 
-    def _send(self) -> None:
+    def _send_pass(self) -> None:
         self._scheduled = False
+        self._send()
+
+    def _send(self) -> None:
         records, self._gathered = self._gathered, []
         if not records or self._sock is None:
             return
