@@ -105,7 +105,7 @@ def pending_of(rec: CallRecord) -> Pending:
             f"dataservices:call:{method}",
             "data_service",
             rec.target_id,
-            {"call_id": rec.call_id, "outcome": rec.outcome, "reason": rec.reason},
+            _details(rec, []),
             occurred_at=rec.occurred_at,
         )
         return Pending({}, row, counted=False)
@@ -139,11 +139,26 @@ def pending_of(rec: CallRecord) -> Pending:
         "reason": rec.reason[:512],
         "ip": rec.ip[:64],
     }
+    audit_row = audit.actor_entry_values(
+        rec.actor,
+        f"dataservices:call:{method}",
+        "data_service",
+        rec.target_id,
+        _details(rec, items),
+        now,
+    )
+    return Pending(ledger_row, audit_row, counted=rec.counted)
+
+
+def _details(rec: CallRecord, items: list[str]) -> dict[str, Any]:
+    """A call's audit details (``items``: the record's items as a list)."""
+    if not rec.ledgered:
+        return {"call_id": rec.call_id, "outcome": rec.outcome, "reason": rec.reason}
     details: dict[str, Any] = {
         "call_id": rec.call_id,
-        "method": method,
+        "method": rec.method,
         "outcome": rec.outcome,
-        "grant_id": grant[0] if grant else None,
+        "grant_id": rec.grant[0] if rec.grant else None,
         "items": items,
         "subjects": len(rec.subjects),
         "volume": rec.volume,
@@ -151,10 +166,7 @@ def pending_of(rec: CallRecord) -> Pending:
     }
     if rec.reason:
         details["reason"] = rec.reason
-    audit_row = audit.actor_entry_values(
-        rec.actor, f"dataservices:call:{method}", "data_service", rec.target_id, details, now
-    )
-    return Pending(ledger_row, audit_row, counted=rec.counted)
+    return details
 
 
 @dataclass(slots=True)
@@ -851,59 +863,17 @@ def _call_rows(
     action = f"dataservices:call:{method}"
     target_id = "" if rec.target_id is None else audit.clip(str(rec.target_id), 128)
     grant = rec.grant
-    if rec.ledgered:
-        items = list(rec.items)
-        details: dict[str, Any] = {
-            "call_id": rec.call_id,
-            "grant_id": grant[0] if grant else None,
-            "items": items,
-            "method": method,
-            "outcome": outcome,
-            "subjects": len(rec.subjects),
-            "user": rec.calling_user,
-            "volume": rec.volume,
-        }
-        if rec.reason:
-            details["reason"] = rec.reason
-    else:
-        details = {"call_id": rec.call_id, "outcome": outcome, "reason": rec.reason}
-    text = _details_json(details)
+    items = list(rec.items)
+    text = _details_json(_details(rec, items))
     now = rec.occurred_at
     utc = _utc_text(now)
-    digest = audit.sm3_hex(
-        audit.entry_payload(
-            seq,
-            utc + "Z",
-            kind,
-            actor_id,
-            actor_name,
-            role,
-            department_id,
-            action,
-            "data_service",
-            target_id,
-            ip,
-            text,
-            prev,
-        )
-    )
+    # the entry's fields between its time and its previous hash (_CHAINED_FIELDS' order)
+    fields: tuple[Any, ...] = (kind, actor_id, actor_name, role, department_id, action)
+    fields += ("data_service", target_id, ip, text)
+    payload: Any = (seq, utc + "Z", *fields, prev)
+    digest = audit.sm3_hex(audit.entry_payload(*payload))
     stored: Any = now if pg else utc.replace("T", " ")
-    audit_row = (
-        seq,
-        stored,
-        kind,
-        actor_id,
-        actor_name,
-        role,
-        department_id,
-        action,
-        "data_service",
-        target_id,
-        ip,
-        text,
-        prev,
-        digest,
-    )
+    audit_row = (seq, stored, *fields, prev, digest)
     day = now.astimezone(LOCAL_TZ).date()
     if not rec.ledgered:
         return audit_row, None, digest, day
