@@ -205,20 +205,33 @@ def actor_entry_values(
 ) -> dict[str, Any]:
     """:func:`entry_values` from the actor's fields (a principal's, sent between
     processes)."""
-    kind, actor_id, name, role_code, department_id, ip = actor
+    kind, actor_id, name, role, department_id, ip = actor_columns(actor)
     return {
         "occurred_at": occurred_at or utcnow(),
-        "actor_type": clip(kind, 16),
+        "actor_type": kind,
         "actor_id": actor_id,
-        "actor_name": clip(name, 128),
-        "role": clip(role_code, 32),
+        "actor_name": name,
+        "role": role,
         "department_id": department_id,
         "action": clip(action, 96),
         "target_type": clip(target_type, 64),
         "target_id": clip("" if target_id is None else str(target_id), 128),
-        "ip": clip(ip, 64),
+        "ip": ip,
         "details": canonical_json(details or {}),
     }
+
+
+def actor_columns(actor: ActorFields) -> ActorFields:
+    """An actor's fields as an audit entry stores them, each fitted to its column."""
+    kind, actor_id, name, role_code, department_id, ip = actor
+    return (
+        clip(kind, 16),
+        actor_id,
+        clip(name, 128),
+        clip(role_code, 32),
+        department_id,
+        clip(ip, 64),
+    )
 
 
 def clip(value: str, size: int) -> str:

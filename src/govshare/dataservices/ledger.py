@@ -94,60 +94,20 @@ class LookupFailed(Exception):
 
 
 def pending_of(rec: CallRecord) -> Pending:
-    """The ledger row and audit entry of a call (for a call with a lookup: built once the
-    writer has looked its records up, :func:`resolve`)."""
+    """The ledger row and audit entry of a call as dicts, for callers that amend them before
+    they are written (exports); the writer itself builds the rows straight from the record
+    (:func:`call_pending`). For a call with a lookup they are built once the writer has
+    looked its records up (:func:`resolve`)."""
     if rec.lookup is not None:
         return Pending({}, {}, counted=rec.counted, record=rec)
-    method = rec.method
-    if not rec.ledgered:
-        row = audit.actor_entry_values(
-            rec.actor,
-            f"dataservices:call:{method}",
-            "data_service",
-            rec.target_id,
-            _details(rec, []),
-            occurred_at=rec.occurred_at,
-        )
-        return Pending({}, row, counted=False)
-    now = rec.occurred_at
-    service, grant = rec.service, rec.grant
-    subjects = ",".join(subject_hash(s) for s in rec.subjects[:MAX_SUBJECTS])
-    items = list(rec.items)
-    kind, actor_id, _name, _role, department_id, _ip = rec.actor
-    ledger_row = {
-        "occurred_at": now,
-        "day": now.astimezone(LOCAL_TZ).date(),
-        "call_id": rec.call_id,
-        "service_id": service[0] if service else None,
-        "entry_id": service[1] if service else None,
-        "grant_id": grant[0] if grant else None,
-        "provider_department_id": service[2] if service else None,
-        "consumer_department_id": department_id,
-        "credential_id": actor_id if kind == "credential" else None,
-        "calling_system": rec.calling_system[:128],
-        "calling_user": rec.calling_user[:128],
-        "purpose": grant[1] if grant else "",
-        "scenario": grant[2] if grant else "",
-        "approved_by": grant[3] if grant else "",
-        "method": method,
-        "outcome": rec.outcome,
-        "items": items,
-        "subjects": subjects,
-        "subject_count": len(rec.subjects),
-        "volume": rec.volume,
-        "export_id": None,
-        "reason": rec.reason[:512],
-        "ip": rec.ip[:64],
-    }
-    audit_row = audit.actor_entry_values(
-        rec.actor,
-        f"dataservices:call:{method}",
-        "data_service",
-        rec.target_id,
-        _details(rec, items),
-        now,
-    )
-    return Pending(ledger_row, audit_row, counted=rec.counted)
+    # the rows of _call_rows in their PostgreSQL shape (times, dates and items as values),
+    # before chaining: _chain sets the entry's sequence number and hashes
+    audit_row, ledger_row, _hash, _day = _call_rows(rec, 0, "", True)
+    entry = dict(zip(_AUDIT_COLUMNS[1:12], audit_row[1:12], strict=True))
+    if ledger_row is None:
+        return Pending({}, entry, counted=False)
+    row = dict(zip(LEDGER_COLUMNS[:-1], ledger_row[:-1], strict=True))
+    return Pending(row, entry, counted=rec.counted)
 
 
 def _details(rec: CallRecord, items: list[str]) -> dict[str, Any]:
@@ -223,11 +183,6 @@ class LedgerWriter:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
-        self._sql = (
-            {k: v.replace("?", "%s") for k, v in _SQL.items()}
-            if self.dialect == "postgresql"
-            else dict(_SQL)
-        )
         self._raw: Any = None
         self._conn_lock = threading.Lock()
         #: PostgreSQL: the connection the statements are prepared on, and the prepared
@@ -487,7 +442,7 @@ class LedgerWriter:
         if not batch:
             return {}
         n = len(batch)
-        sql = self._sql
+        sql = _SQL
         row = conn.execute(sql["bump"], (n,)).fetchone()
         init = row is None
         if init:
@@ -556,7 +511,7 @@ class LedgerWriter:
         if not live:
             return None
         try:
-            names = self._lookup_names(psycopg.ClientCursor(conn), lookups)
+            names = self._lookup_names(conn, lookups)
             statements: list[_Statement] = [_BEGIN]
             for name, keys in zip(names, lookups.values(), strict=True):
                 statements.append((name.encode(), None, [_pg_array(keys)]))
@@ -595,11 +550,12 @@ class LedgerWriter:
             "; ".join(f"PREPARE {self._prefix}{name} AS {sql}" for name, sql in _PREPARED.items())
         )
 
-    def _lookup_names(self, cur: Any, lookups: dict[str, dict[str, None]]) -> list[str]:
+    def _lookup_names(self, conn: Any, lookups: dict[str, dict[str, None]]) -> list[str]:
         """The prepared statements of these lookups, preparing (in one round trip) those this
         connection has not seen (a service's lookup, the first time it is called)."""
         new = [sql for sql in lookups if sql not in self._lookups]
         if new:
+            cur = psycopg.ClientCursor(conn)
             if len(self._lookups) + len(new) > 1000:  # services come and go: start over
                 cur.execute("DEALLOCATE ALL")
                 self._prepare_pg(cur)
@@ -822,22 +778,12 @@ _ITEMS_JSON: dict[tuple[str, ...], str] = {}
 
 
 def _actor_columns(actor: audit.ActorFields) -> tuple[Any, ...]:
-    """actor_type, actor_id, actor_name, role, department_id and ip of an audit entry, as
-    :func:`audit.actor_entry_values` stores them."""
+    """:func:`audit.actor_columns`, kept per caller (the same few callers make every call)."""
     got = _ACTORS.get(actor)
     if got is None:
-        kind, actor_id, name, role, department_id, ip = actor
-        got = (
-            audit.clip(kind, 16),
-            actor_id,
-            audit.clip(name, 128),
-            audit.clip(role, 32),
-            department_id,
-            audit.clip(ip, 64),
-        )
         if len(_ACTORS) > 4096:
             _ACTORS.clear()
-        _ACTORS[actor] = got
+        got = _ACTORS[actor] = audit.actor_columns(actor)
     return got
 
 
@@ -985,11 +931,8 @@ def _numbered(sql: str) -> str:
     return "".join(f"{part}${i}" for i, part in enumerate(parts[:-1], 1)) + parts[-1]
 
 
-#: PostgreSQL: the writer's statements, prepared on its connection (:meth:`_prepare_pg`);
-#: a table's rows come as one JSON array of arrays (:func:`_json_rows`)
+#: PostgreSQL: the start of a new chain (run once, unprepared)
 _INIT_PG = _numbered(_SQL["init"]).encode()
-
-
 _PG_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
 
 
@@ -1012,6 +955,8 @@ def _insert_from_json(table: Any, columns: Sequence[str]) -> str:
     )
 
 
+#: PostgreSQL: the writer's statements, prepared on its connection (:meth:`_prepare_pg`);
+#: a table's rows come as one JSON array of arrays (:func:`_json_rows`)
 _PREPARED = {
     "bump": _numbered(_SQL["bump"]),
     "tip": _numbered(_SQL["tip"]),
