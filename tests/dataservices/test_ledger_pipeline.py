@@ -95,12 +95,10 @@ def test_batches_commit_one_behind_another(live: Live) -> None:
     assert _in_order(seqs)
     # the quota counts are the database's, after each batch
     totals = [sum(d.totals.values()) for d in done]
-    assert totals == sorted(totals)
-    assert len(set(totals)) == len(totals)
+    assert totals == sorted(totals) and len(set(totals)) == len(totals)
     # the lookups were made on the reader's connection: their calls found their records
     looked_up = [item for batch in batches[1:] for item in batch if item.found is not None]
-    assert looked_up
-    assert all(len(item.found or []) == 2 for item in looked_up)
+    assert looked_up and all(len(item.found or []) == 2 for item in looked_up)
     assert verify_engine(live.engine, workers=1).ok
 
 
@@ -138,8 +136,7 @@ def test_a_moved_head_rolls_back_and_replays_in_order(live: Live) -> None:
         moved = s.scalar(
             select(AuditEntry.seq).where(AuditEntry.action == "test:pipeline:head-moved")
         )
-    assert moved is not None
-    assert seqs[1][-1] < moved < seqs[2][0]
+    assert moved is not None and seqs[1][-1] < moved < seqs[2][0]
     assert verify_engine(live.engine, workers=1).ok
 
 
@@ -161,10 +158,8 @@ def test_a_failed_batch_fails_alone(live: Live) -> None:
     finally:
         p.close()
     errors = [d.error for d in done]
-    assert errors[:2] == [None, None]
-    assert errors[3] is None
-    assert errors[2] is not None
-    assert "UniqueViolation" in errors[2]
+    assert errors[:2] == [None, None] and errors[3] is None
+    assert errors[2] is not None and "UniqueViolation" in errors[2]
     assert _in_order(_seqs(live, [first, second, after]))
     assert verify_engine(live.engine, workers=1).ok
 
@@ -184,8 +179,7 @@ def test_a_failing_lookup_fails_only_its_call_in_the_pipeline(live: Live) -> Non
         p.close()
     assert [d.error for d in done] == [None, None]
     assert isinstance(batch[1].error, ledger.LookupFailed)
-    assert batch[0].error is None
-    assert batch[2].error is None
+    assert batch[0].error is None and batch[2].error is None
     with live.session() as s:
         ids = set(
             s.scalars(select(UsageEntry.call_id).where(UsageEntry.call_id.like("pipe-lookup-%")))
@@ -213,9 +207,7 @@ def test_a_lost_connection_fails_the_batches_in_flight_and_the_next_commits(live
     finally:
         p.close()
     assert done[0].error is None
-    assert done[1].error is not None
-    assert done[1].ids == [3, 4]
-    assert done[-1].error is None
-    assert done[-1].ids == [5, 6]
+    assert done[1].error is not None and done[1].ids == [3, 4]
+    assert done[-1].error is None and done[-1].ids == [5, 6]
     _seqs(live, [later])  # committed
     assert verify_engine(live.engine, workers=1).ok
