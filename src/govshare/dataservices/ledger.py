@@ -193,10 +193,6 @@ class LedgerWriter:
         self._lookups: dict[str, str] = {}
         self._lookup_seq = 0
         self._prefix = ""
-        #: PostgreSQL: the audit chain's head (last sequence number and hash) as this writer's
-        #: last commit left it; None when unknown (a new connection, a failed commit).
-        #: :class:`~govshare.dataservices.ledger_pipeline.PipelinedCommits` chains after it
-        self.tip: tuple[int, str] | None = None
         #: SQLite: the loop's own connection (busy timeout 0) and the calls of this pass
         self._inline_raw: Any = None
         self._inline_lock = threading.Lock()
@@ -268,9 +264,6 @@ class LedgerWriter:
             self._checkpoint_stop.clear()
         with self._cond:  # usable again: a later write starts a new thread
             self._stopping = False
-        if self.dialect == "postgresql":  # in autocommit mode: never back to the pool
-            with self._conn_lock:
-                self._drop_connection()
         if self._raw is not None and self.dialect == "sqlite":
             with self._conn_lock, contextlib.suppress(Exception):
                 # let the pool's later users checkpoint as usual
@@ -435,7 +428,6 @@ class LedgerWriter:
 
     def _drop_connection(self) -> None:
         raw, self._raw = self._raw, None
-        self.tip = None
         _close_raw(raw)
 
     def _write(
@@ -481,8 +473,10 @@ class LedgerWriter:
         (as it did when psycopg wrote them into one string), and the writer skips psycopg's
         cursor for the work of a batch. The connection is in autocommit mode: the
         transaction is these statements' own."""
-        self._prepared(conn)
-        self.tip = None  # until this batch is committed
+        if self._prepared_on is not conn:
+            self._prepare_pg(psycopg.ClientCursor(conn))
+            self._prepared_on = conn
+            self._loader = Transformer(conn)
         row = self._begin_pg(conn, batch)
         batch = [item for item in batch if item.error is None]
         if not batch:
@@ -498,90 +492,50 @@ class LedgerWriter:
             statements.append((p + b"ledger", None, [_json_rows(ledger_rows)]))
         statements.append((p + b"tip", None, [tip.encode()]))
         keys = sorted(counts)
-        statements += count_statements(p, keys, counts)
+        for grant_id, day in keys:
+            values = [str(grant_id).encode(), day.isoformat().encode()]
+            statements.append(
+                (p + b"count", None, [*values, str(counts[(grant_id, day)]).encode()])
+            )
         statements.append(_COMMIT)
         results = _pipeline(conn.pgconn, statements)
-        self.tip = (n if row is None else int(row[0]), tip)
-        return quota_totals(keys, results[len(statements) - 1 - len(keys) : -1])
+        got = results[len(statements) - 1 - len(keys) : -1]  # the quota counts' rows
+        return {key: int(res.get_value(0, 0)) for key, res in zip(keys, got, strict=True)}
 
     def _begin_pg(self, conn: Any, batch: list[Pending]) -> tuple[Any, ...] | None:
         """One round trip: BEGIN, the record lookups of the batch's calls (one query per
         statement for all their keys) and the bump of the chain's head; returns the head. A
         lookup that fails fails only its own calls (``Pending.error``): the others go on."""
-        while True:
-            live = sum(1 for item in batch if item.error is None)
-            if not live:
-                return None
-            bump: _Statement = (self._prefix.encode() + b"bump", None, [str(live).encode()])
-            results = self._look_up(conn, batch, [_BEGIN], [bump])
-            if results is not None:
-                break
-        head = results[-1]
-        if not head.ntuples:
-            return None
-        return (int(head.get_value(0, 0)), head.get_value(0, 1).decode())
-
-    def look_up(self, batch: list[Pending]) -> None:
-        """PostgreSQL: the record lookups of a batch's calls alone, in one round trip on this
-        writer's connection (read-only statements, no transaction of their own), for a
-        committer that commits the batch on another connection
-        (:class:`~govshare.dataservices.ledger_pipeline.PipelinedCommits`). Like
-        :meth:`_begin_pg`'s, a lookup that fails fails only its own calls. Raises when the
-        connection fails (and drops it)."""
-        with self._conn_lock:
-            try:
-                conn = self._connection()
-                self._prepared(conn)
-                while _gather_lookups(batch) and self._look_up(conn, batch, [], []) is None:
-                    pass
-            except BaseException:
-                self._drop_connection()
-                raise
-
-    def _look_up(
-        self,
-        conn: Any,
-        batch: list[Pending],
-        before: list[_Statement],
-        after: list[_Statement],
-    ) -> list[Any] | None:
-        """One round trip: ``before``, the lookups of the batch's live calls (one query per
-        statement for all their keys), ``after``. Resolves the calls and returns the results
-        of ``after``; None when a lookup failed: its calls are failed
-        (:meth:`_fail_lookups`) and the round trip is to be made again without them."""
         lookups = _gather_lookups(batch)
+        live = sum(1 for item in batch if item.error is None)
+        if not live:
+            return None
         try:
             names = self._lookup_names(conn, lookups)
-            statements = list(before)
+            statements: list[_Statement] = [_BEGIN]
             for name, keys in zip(names, lookups.values(), strict=True):
                 statements.append((name.encode(), None, [_pg_array(keys)]))
-            statements += after
+            statements.append((self._prefix.encode() + b"bump", None, [str(live).encode()]))
             results = _pipeline(conn.pgconn, statements)
         except psycopg.OperationalError:
             raise
         except (psycopg.Error, ValueError, TypeError) as exc:
-            if before:  # the BEGIN
-                with contextlib.suppress(psycopg.Error):
-                    conn.execute("ROLLBACK")
+            with contextlib.suppress(psycopg.Error):
+                conn.execute("ROLLBACK")
             if not self._fail_lookups(psycopg.ClientCursor(conn), batch, lookups):
                 raise
             log.warning("record lookup failed: %s", exc)
-            return None
+            return self._begin_pg(conn, batch)
         loader = self._loader
         by_sql = {}
-        first = len(before)
-        for sql, res in zip(lookups, results[first : first + len(lookups)], strict=True):
+        for sql, res in zip(lookups, results[1:-1], strict=True):
             loader.set_pgresult(res)
             by_sql[sql] = {r[0]: r for r in loader.load_rows(0, res.ntuples, tuple)}
         _resolve_all(batch, by_sql)
-        return results[first + len(lookups) :]
-
-    def _prepared(self, conn: Any) -> None:
-        """Prepare the writer's statements on ``conn`` unless they already are."""
-        if self._prepared_on is not conn:
-            self._prepare_pg(psycopg.ClientCursor(conn))
-            self._prepared_on = conn
-            self._loader = Transformer(conn)
+        head = results[-1]
+        if not head.ntuples:
+            return None
+        return (int(head.get_value(0, 0)), head.get_value(0, 1).decode())
 
     def _prepare_pg(self, cur: Any) -> None:
         """Prepare the writer's statements on a new connection (one round trip), under names
@@ -640,27 +594,6 @@ def _fail_calls(batch: list[Pending], failed: dict[str, BaseException]) -> None:
         rec = item.record
         if rec is not None and rec.lookup is not None and rec.lookup[0] in failed:
             item.error = LookupFailed(str(failed[rec.lookup[0]]))
-
-
-def count_statements(
-    prefix: bytes, keys: list[tuple[int, date]], counts: dict[tuple[int, date], int]
-) -> list[_Statement]:
-    """The prepared upserts of a batch's calls per grant and day (``keys``, in that order)."""
-    return [
-        (
-            prefix + b"count",
-            None,
-            [str(g).encode(), d.isoformat().encode(), str(counts[(g, d)]).encode()],
-        )
-        for g, d in keys
-    ]
-
-
-def quota_totals(
-    keys: list[tuple[int, date]], results: Sequence[Any]
-) -> dict[tuple[int, date], int]:
-    """The day's calls per grant that the quota upserts returned (their results in order)."""
-    return {key: int(res.get_value(0, 0)) for key, res in zip(keys, results, strict=True)}
 
 
 #: a statement of a pipeline: a prepared statement's name, or None and the SQL (with $n
@@ -1026,11 +959,6 @@ def _insert_from_json(table: Any, columns: Sequence[str]) -> str:
 #: a table's rows come as one JSON array of arrays (:func:`_json_rows`)
 _PREPARED = {
     "bump": _numbered(_SQL["bump"]),
-    # the pipelined committer's head: moved from what this writer last committed to the
-    # batch's last entry, or an error (division by zero: the head moved meanwhile)
-    "advance": "WITH moved AS (UPDATE audit_head SET last_seq = $1, last_hash = $2 "
-    "WHERE id = 1 AND last_seq = $3 AND last_hash = $4 RETURNING 1) "
-    "SELECT 1 / count(*) FROM moved",
     "tip": _numbered(_SQL["tip"]),
     "count": _numbered(_SQL["count"]),
     "audit": _insert_from_json(AuditEntry.__table__, _AUDIT_COLUMNS),

@@ -44,7 +44,6 @@ from govshare.dataservices.ledger import (
     Pending,
     call_pending,
 )
-from govshare.dataservices.ledger_pipeline import Done, PipelinedCommits
 
 log = logging.getLogger(__name__)
 
@@ -304,10 +303,7 @@ def _reap(proc: subprocess.Popen[bytes], kill: bool) -> None:
 
 
 def serve(sock: socket.socket) -> None:
-    """The child's loop: commit what has arrived, answer with the last call committed. On
-    PostgreSQL the next batch is looked up, chained and sent while the one before it commits
-    (:class:`~govshare.dataservices.ledger_pipeline.PipelinedCommits`); each is answered once
-    it is committed, in the order the calls came."""
+    """The child's loop: commit what has arrived, answer with the last call committed."""
     from govshare.db import make_engine
 
     url = _read_frame(sock, START_TIMEOUT)
@@ -316,20 +312,10 @@ def serve(sock: socket.socket) -> None:
     with engine.connect():  # the database answers
         pass
     writer.start_checkpoints()
-    pipe = None
-    if engine.dialect.name == "postgresql":
-        pipe = PipelinedCommits(writer, LedgerWriter(engine))
     sock.sendall(_frame(("ready", None)))
     buf = bytearray()
     try:
         while True:
-            if pipe is not None and pipe.busy:  # answer what is committed; read when room
-                watch = [pipe.fileno()] if pipe.full else [sock.fileno(), pipe.fileno()]
-                readable = select.select(watch, [], [])[0]
-                for done in pipe.collect():
-                    _answer(sock, done)
-                if sock.fileno() not in readable:
-                    continue
             data = sock.recv(1 << 20)
             if not data:
                 break
@@ -350,38 +336,23 @@ def serve(sock: socket.socket) -> None:
             for first, records in frames:
                 batch.extend(call_pending(rec) for rec in records)
                 ids.extend(range(first, first + len(records)))
-            if pipe is not None:
-                for done in pipe.submit(ids, batch):
-                    _answer(sock, done)
-                continue
+            error: str | None = None
+            totals: dict[tuple[int, date], int] = {}
             try:
-                _answer(sock, Done(ids, batch, writer.commit(batch)))
+                totals = writer.commit(batch)
             except Exception as exc:  # the worker answers 503 for these calls
                 log.exception("usage ledger commit failed")
-                _answer(sock, Done(ids, batch, error=f"{type(exc).__name__}: {exc}"))
-        if pipe is not None:  # the worker went away: what was sent is committed first
-            for done in pipe.drain():
-                _answer(sock, done)
+                error = f"{type(exc).__name__}: {exc}"
+            found = {  # the records found for the calls committed
+                i: p.found
+                for i, p in zip(ids, batch, strict=True)
+                if p.found is not None and error is None
+            }
+            failed = {i: str(p.error) for i, p in zip(ids, batch, strict=True) if p.error}
+            sock.sendall(_frame((ids[-1], error, totals, found, failed)))
     finally:
         writer.stop()
-        if pipe is not None:
-            pipe.reader.stop()
         engine.dispose()
-
-
-def _answer(sock: socket.socket, done: Done) -> None:
-    """Tell the worker a batch is over: the last call of it, the error that failed it, the
-    day's calls per grant, the records each call's lookup found and the calls whose lookup
-    failed."""
-    error = done.error
-    found = {  # the records found for the calls committed
-        i: p.found
-        for i, p in zip(done.ids, done.batch, strict=True)
-        if p.found is not None and error is None
-    }
-    failed = {i: str(p.error) for i, p in zip(done.ids, done.batch, strict=True) if p.error}
-    with contextlib.suppress(OSError):  # the worker went away: the commits still finish
-        sock.sendall(_frame((done.ids[-1], error, done.totals, found, failed)))
 
 
 def main() -> None:
