@@ -472,6 +472,38 @@ def test_csv_export_streams_many_rows_in_batches(app: FastAPI, db: Session, ledg
 # ---------------------------------------------------------------- statistics
 
 
+def test_statistics_count_the_calls_that_failed(db: Session, ledger: Ledger) -> None:
+    """A call the platform failed to answer (its record lookup failed) is in the ledger with
+    outcome ``error``: counted as a call, apart from the answered ones, in every grouping."""
+    w = ledger.world
+    common = {
+        "service_id": ledger.service_id,
+        "entry_id": ledger.entry_id,
+        "provider_department_id": w.police.id,
+        "consumer_department_id": w.civil.id,
+    }
+    add_call(db, **common, method="verification", outcome="error", volume=0)
+    db.commit()
+    stats = usage.statistics(
+        db, w.other_officer, usage.parse_filter(w.other_officer, {}, stats=True)
+    )
+    # the fixture's civil_query (today, ok) and the failed call
+    assert (stats.calls, stats.ok, stats.error, stats.refused, stats.limited) == (2, 1, 1, 0, 0)
+    assert {g.key: (g.label, g.calls, g.error) for g in stats.by_outcome} == {
+        "ok": ("成功", 1, 0),
+        "error": ("平台出错", 1, 1),
+    }
+    (service,) = stats.by_service
+    assert (service.calls, service.ok, service.error) == (2, 1, 1)
+    assert stats.out()["error"] == 1
+    assert stats.out()["by_service"][0]["error"] == 1
+    assert {"name": "平台出错", "value": 1} in stats.chart()["outcomes"]
+    only = usage.statistics(
+        db, w.other_officer, usage.parse_filter(w.other_officer, {"outcome": "error"}, stats=True)
+    )
+    assert (only.calls, only.error) == (1, 1)
+
+
 def test_statistics_on_known_rows(db: Session, ledger: Ledger) -> None:
     w = ledger.world
     today = china_today()

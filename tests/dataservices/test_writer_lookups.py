@@ -1,7 +1,8 @@
 """Record lookups done by the ledger writer: a call's records are read inside the transaction
 that commits it (on PostgreSQL in the round trip that begins the commit), its outcome and
-volume are what that lookup found, and a lookup that fails fails only its own call. The
-answers and ledger rows must be the same on both databases."""
+volume are what that lookup found, and a lookup that fails fails only its own call, which is
+ledgered as a call that failed (outcome ``error``). The answers and ledger rows must be the
+same on both databases."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg.adapt import Transformer
-from sqlalchemy import select
+from sqlalchemy import func, select, text
 
 from govshare.audit.models import AuditEntry
 from govshare.audit.service import verify_engine
@@ -79,6 +80,45 @@ def test_a_key_with_a_nul_character_is_refused(live: Live) -> None:
     assert _ledger_row(live, r.headers["X-Govshare-Call-Id"]).outcome == "refused"
 
 
+def test_a_call_whose_lookup_fails_is_answered_500_and_ledgered(live: Live) -> None:
+    """The data table cannot be read (here it is renamed away for a moment): the call is
+    answered as a server error with its call id, and ledgered as a call that failed; once
+    the table is back, calls are served again."""
+    consumer, token = live.consumer()
+    live.grant(consumer, ["id_number", "name"], ["verification"])
+    with live.session() as s:
+        view = gw.load_service_view(s, live.service_id)
+    assert view is not None
+    body = {"key": person_key(5), "claims": {"name": "李5"}}
+    with live.client() as client:
+        with live.engine.begin() as conn:
+            conn.execute(text(f'ALTER TABLE "{view.table}" RENAME TO "{view.table}_away"'))
+        try:
+            r = client.post(
+                f"/api/v1/dataservices/{live.service_id}/verify", json=body, headers=headers(token)
+            )
+        finally:
+            with live.engine.begin() as conn:
+                conn.execute(text(f'ALTER TABLE "{view.table}_away" RENAME TO "{view.table}"'))
+        assert r.status_code == 500, r.text
+        assert r.json()["error"]["code"] == "server_error"
+        assert "已记入使用台账" in r.json()["error"]["message"]
+        failed = _ledger_row(live, r.headers["X-Govshare-Call-Id"])
+        assert (failed.outcome, failed.volume, failed.consumer_department_id) == (
+            "error",
+            0,
+            consumer,
+        )
+        assert failed.reason == ledger.LOOKUP_FAILED_REASON
+        # the gateway caches the service's SQL: the same call is served once the table is back
+        gw.gateway(live.engine).forget()
+        r = client.post(
+            f"/api/v1/dataservices/{live.service_id}/verify", json=body, headers=headers(token)
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["results"] == {"name": "match"}
+
+
 def _records(live: Live) -> tuple[ledger.CallRecord, ledger.CallRecord, ledger.CallRecord]:
     """Three served calls of one consumer: a lookup of a known and an unknown person, a
     lookup whose statement fails (its table is gone), and a call without a lookup."""
@@ -121,18 +161,28 @@ def _records(live: Live) -> tuple[ledger.CallRecord, ledger.CallRecord, ledger.C
     )
 
 
-def _check_committed(live: Live, found: Any, call_ids: list[str], absent: str) -> None:
+def _check_committed(live: Live, found: Any, call_ids: list[str], failed: str | None) -> None:
+    """The calls are in the ledger, each with its audit entry; the first found two of its
+    three keys; ``failed``, whose lookup failed, is ledgered as a call that failed."""
     assert [row[1] for row in found] == ["李21", "李22"]
     rows = {call_id: _ledger_row(live, call_id) for call_id in call_ids}
     first = rows[call_ids[0]]
     assert (first.outcome, first.volume, first.subject_count) == ("ok", 2, 3)
+    if failed is not None:
+        row = _ledger_row(live, failed)
+        assert (row.outcome, row.volume, row.subject_count) == ("error", 0, 1)
+        assert row.reason == ledger.LOOKUP_FAILED_REASON
+        rows[failed] = row
     with live.session() as s:
-        assert s.scalar(select(UsageEntry).where(UsageEntry.call_id == absent)) is None
         entries = s.scalars(
             select(AuditEntry).where(AuditEntry.seq.in_([r.audit_seq for r in rows.values()]))
         ).all()
-        assert len(entries) == len(call_ids)
-        assert all(absent not in e.details for e in entries)
+        assert len(entries) == len(rows)
+        assert {e.target_id for e in entries} == {str(live.service_id)}
+        if failed is not None:
+            (entry,) = [e for e in entries if failed in e.details]
+            assert '"outcome":"error"' in entry.details
+            assert "data_no_such_table" not in entry.details  # the database's message: log only
     result = verify_engine(live.engine, workers=1)
     assert result.ok, result
 
@@ -149,7 +199,15 @@ def test_a_failing_lookup_fails_only_its_call(live: Live) -> None:
     assert "data_no_such_table" in str(items[1].error)
     assert items[0].error is None
     assert items[2].found is None
-    assert sum(totals.values()) >= 2  # the two committed calls count towards the quota
+    # the two served calls count towards the grant's quota, the failed one does not
+    (grant_id,) = {rec.grant[0] for rec in (ok, broken, plain) if rec.grant}
+    with live.session() as s:
+        served = s.scalar(
+            select(func.count())
+            .select_from(UsageEntry)
+            .where(UsageEntry.grant_id == grant_id, UsageEntry.outcome.in_(("ok", "not_found")))
+        )
+    assert sum(totals.values()) == served == 2
     _check_committed(live, items[0].found, [ok.call_id, plain.call_id], broken.call_id)
 
 
@@ -194,7 +252,7 @@ def test_writers_prepare_their_statements_on_each_connection(live: Live) -> None
     finally:
         second.stop()
     assert items[0].found == more[0].found
-    _check_committed(live, items[0].found, [ok.call_id, plain.call_id, again.call_id], "none")
+    _check_committed(live, items[0].found, [ok.call_id, plain.call_id, again.call_id], None)
 
 
 def test_keys_with_quotes_commas_and_braces_are_looked_up_as_given(live: Live) -> None:
@@ -247,7 +305,7 @@ def test_a_failed_commit_leaves_the_writer_able_to_commit(live: Live) -> None:
         writer.commit(items)
     finally:
         writer.stop()
-    _check_committed(live, items[0].found, [ok.call_id, plain.call_id], "none")
+    _check_committed(live, items[0].found, [ok.call_id, plain.call_id], None)
 
 
 @pytest.mark.postgresql_only

@@ -89,8 +89,9 @@ class CallRecord(NamedTuple):
 
 
 class LookupFailed(Exception):
-    """A call's record lookup failed in the writer: the call is answered as a server
-    error, and the other calls of its batch are committed without it."""
+    """A call's record lookup failed in the writer: the call is answered as a server error
+    and ledgered as a call that failed (outcome ``error``, :func:`_failed_as_errors`); the
+    other calls of its batch are committed as usual."""
 
 
 def pending_of(rec: CallRecord) -> Pending:
@@ -168,6 +169,7 @@ def resolve(item: Pending, by_key: dict[Any, tuple[Any, ...]]) -> None:
 
 _OK = CallOutcome.OK.value
 _NOT_FOUND = CallOutcome.NOT_FOUND.value
+_ERROR = CallOutcome.ERROR.value
 
 
 @dataclass
@@ -264,6 +266,9 @@ class LedgerWriter:
             self._checkpoint_stop.clear()
         with self._cond:  # usable again: a later write starts a new thread
             self._stopping = False
+        if self.dialect == "postgresql":  # in autocommit mode: never back to the pool
+            with self._conn_lock:
+                self._drop_connection()
         if self._raw is not None and self.dialect == "sqlite":
             with self._conn_lock, contextlib.suppress(Exception):
                 # let the pool's later users checkpoint as usual
@@ -438,9 +443,7 @@ class LedgerWriter:
         if not begun:
             conn.execute("BEGIN IMMEDIATE")
         _lookup_sqlite(conn, batch)
-        batch = [item for item in batch if item.error is None]
-        if not batch:
-            return {}
+        _failed_as_errors(batch)
         n = len(batch)
         sql = _SQL
         row = conn.execute(sql["bump"], (n,)).fetchone()
@@ -478,9 +481,7 @@ class LedgerWriter:
             self._prepared_on = conn
             self._loader = Transformer(conn)
         row = self._begin_pg(conn, batch)
-        batch = [item for item in batch if item.error is None]
-        if not batch:
-            return {}
+        _failed_as_errors(batch)
         n = len(batch)
         audit_rows, ledger_rows, counts, tip = _chain(batch, row, True)
         p = self._prefix.encode()
@@ -507,15 +508,12 @@ class LedgerWriter:
         statement for all their keys) and the bump of the chain's head; returns the head. A
         lookup that fails fails only its own calls (``Pending.error``): the others go on."""
         lookups = _gather_lookups(batch)
-        live = sum(1 for item in batch if item.error is None)
-        if not live:
-            return None
         try:
             names = self._lookup_names(conn, lookups)
             statements: list[_Statement] = [_BEGIN]
             for name, keys in zip(names, lookups.values(), strict=True):
                 statements.append((name.encode(), None, [_pg_array(keys)]))
-            statements.append((self._prefix.encode() + b"bump", None, [str(live).encode()]))
+            statements.append((self._prefix.encode() + b"bump", None, [str(len(batch)).encode()]))
             results = _pipeline(conn.pgconn, statements)
         except psycopg.OperationalError:
             raise
@@ -586,6 +584,28 @@ class LedgerWriter:
                 failed[sql] = exc
         _fail_calls(batch, failed)
         return bool(failed)
+
+
+#: the reason a call whose record lookup failed is ledgered with (the database's message,
+#: which may name tables, goes to the server's log only)
+LOOKUP_FAILED_REASON = "记录查询失败（平台内部错误），本次调用未返回数据"
+
+
+def _failed_as_errors(batch: list[Pending]) -> None:
+    """The calls whose record lookup failed are committed all the same, as calls that failed
+    (outcome ``error``, no record, not counted towards the quota): every call is in the
+    ledger. Their requests are still answered as a server error (``Pending.error``)."""
+    for item in batch:
+        rec = item.record
+        if item.error is not None and rec is not None:
+            item.record = rec._replace(
+                outcome=_ERROR,
+                volume=0,
+                counted=False,
+                reason=LOOKUP_FAILED_REASON,
+                lookup=None,
+            )
+            item.counted = False
 
 
 def _fail_calls(batch: list[Pending], failed: dict[str, BaseException]) -> None:

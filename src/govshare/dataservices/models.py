@@ -57,6 +57,7 @@ class CallOutcome(StrEnum):
     NOT_FOUND = "not_found"  # the call was allowed; no record for the subject
     REFUSED = "refused"  # no grant, grant not in force, item or method outside it
     LIMITED = "limited"  # quota or rate limit reached (429)
+    ERROR = "error"  # the platform failed to answer (its record lookup failed): 500
 
     @property
     def label(self) -> str:
@@ -65,6 +66,7 @@ class CallOutcome(StrEnum):
             "not_found": "无记录",
             "refused": "拒绝",
             "limited": "超出限额",
+            "error": "平台出错",
         }[self.value]
 
 

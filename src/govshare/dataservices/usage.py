@@ -703,6 +703,8 @@ class Group:
     limited: int = 0
     volume: int = 0
     per_day: float = 0.0
+    #: calls the platform failed to answer (its record lookup failed)
+    error: int = 0
 
     def out(self) -> dict[str, Any]:
         return {
@@ -713,6 +715,7 @@ class Group:
             "not_found": self.not_found,
             "refused": self.refused,
             "limited": self.limited,
+            "error": self.error,
             "volume": self.volume,
             "per_day": self.per_day,
         }
@@ -729,6 +732,7 @@ class Stats:
     not_found: int = 0
     refused: int = 0
     limited: int = 0
+    error: int = 0
     volume: int = 0
     subjects: int = 0
     per_day: float = 0.0
@@ -753,6 +757,7 @@ class Stats:
             "not_found": self.not_found,
             "refused": self.refused,
             "limited": self.limited,
+            "error": self.error,
             "volume": self.volume,
             "subjects": self.subjects,
             "per_day": self.per_day,
@@ -802,10 +807,11 @@ def _aggregates() -> list[Any]:
         _outcome_sum(CallOutcome.REFUSED),
         _outcome_sum(CallOutcome.LIMITED),
         func.coalesce(func.sum(UsageEntry.volume), 0),
+        _outcome_sum(CallOutcome.ERROR),
     ]
 
 
-_Counts = tuple[Any, int, int, int, int, int, int]
+_Counts = tuple[Any, int, int, int, int, int, int, int]
 
 
 def _grouped(
@@ -818,8 +824,8 @@ def _grouped(
     if limit is not None:
         query = query.limit(limit)
     return [
-        (k, int(c), int(ok), int(nf), int(rf), int(lm), int(v))
-        for k, c, ok, nf, rf, lm, v in session.execute(query)
+        (k, int(c), int(ok), int(nf), int(rf), int(lm), int(v), int(er))
+        for k, c, ok, nf, rf, lm, v, er in session.execute(query)
     ]
 
 
@@ -829,8 +835,8 @@ def _groups(
     days: int,
 ) -> list[Group]:
     return [
-        Group(k, label(k), c, ok, nf, rf, lm, v, round(c / days, 2))
-        for k, c, ok, nf, rf, lm, v in rows
+        Group(k, label(k), c, ok, nf, rf, lm, v, round(c / days, 2), er)
+        for k, c, ok, nf, rf, lm, v, er in rows
     ]
 
 
@@ -849,7 +855,8 @@ def statistics(session: Session, principal: Principal, f: LedgerFilter) -> Stats
     stats.calls, stats.ok, stats.not_found, stats.refused, stats.limited, stats.volume = (
         int(v) for v in totals[:6]
     )
-    stats.subjects = int(totals[6])
+    stats.error = int(totals[6])
+    stats.subjects = int(totals[7])
     stats.per_day = round(stats.calls / days, 2)
     if not stats.calls:
         stats.daily = [(f.since + timedelta(days=i), {}) for i in range(days)]

@@ -74,7 +74,9 @@ def ledger_params(
     consumer_department_id: Annotated[str, Query(description="使用部门编号")] = "",
     provider_department_id: Annotated[str, Query(description="提供部门编号")] = "",
     method: Annotated[str, Query(description="调用方式：query、verification、batch")] = "",
-    outcome: Annotated[str, Query(description="调用结果：ok、not_found、refused、limited")] = "",
+    outcome: Annotated[
+        str, Query(description="调用结果：ok、not_found、refused、limited、error")
+    ] = "",
     user: Annotated[str, Query(description="经办人（包含此文字）")] = "",
     call_id: Annotated[str, Query(description="调用编号")] = "",
     subject: Annotated[
@@ -114,7 +116,9 @@ def stats_params(
     consumer_department_id: Annotated[str, Query(description="使用部门编号")] = "",
     provider_department_id: Annotated[str, Query(description="提供部门编号")] = "",
     method: Annotated[str, Query(description="调用方式：query、verification、batch")] = "",
-    outcome: Annotated[str, Query(description="调用结果：ok、not_found、refused、limited")] = "",
+    outcome: Annotated[
+        str, Query(description="调用结果：ok、not_found、refused、limited、error")
+    ] = "",
 ) -> dict[str, str]:
     params = _common(
         view,
@@ -187,6 +191,7 @@ class GroupOut(BaseModel):
     not_found: int
     refused: int
     limited: int
+    error: int
     volume: int
     per_day: float
 
@@ -208,6 +213,7 @@ class StatsOut(BaseModel):
     not_found: int
     refused: int
     limited: int
+    error: int
     volume: int
     subjects: int
     per_day: float

@@ -523,6 +523,7 @@ class Usage:
     by_method: dict[str, int]
     refused: int
     limited: int
+    error: int
     consumers: int
 
 
@@ -551,6 +552,7 @@ def _usage(db: Session, service_id: int) -> Usage:
         by_method=by_method,
         refused=sum(int(n) for _m, o, n in rows if o == CallOutcome.REFUSED.value),
         limited=sum(int(n) for _m, o, n in rows if o == CallOutcome.LIMITED.value),
+        error=sum(int(n) for _m, o, n in rows if o == CallOutcome.ERROR.value),
         consumers=int(consumers or 0),
     )
 
