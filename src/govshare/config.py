@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     export_dir: Path | None = Field(
         default=None, description="where batch exports are written; default: var/exports"
     )
+    export_retention_days: int = Field(
+        default=7,
+        ge=0,
+        description="days a finished batch export's file is kept for download; then it is "
+        "deleted (its job, manifest and ledger rows stay). 0: kept until deleted by hand",
+    )
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -667,3 +667,56 @@ def test_a_runner_that_lost_its_job_does_not_deliver_it(env: Env) -> None:
     with live.session() as s:
         rows = list(s.scalars(select(UsageEntry).where(UsageEntry.export_id == job_id)))
         assert [(r.outcome, r.volume) for r in rows] == [("ok", EXPECTED_ALL)]
+
+
+def finished_days_ago(live: Live, job_id: int, days: int) -> None:
+    """Make a finished job look ``days`` days old."""
+    with live.session() as s:
+        s.execute(
+            update(ExportJob)
+            .where(ExportJob.id == job_id)
+            .values(finished_at=utcnow() - timedelta(days=days))
+        )
+        s.commit()
+
+
+def test_files_past_their_retention_are_deleted_and_the_job_says_so(env: Env) -> None:
+    """A finished export's file is kept ``export_retention_days`` (7) and then deleted by
+    the runner: the job, its manifest and its ledger rows stay, a download is refused with
+    the reason, and the deletion is audited. A younger file stays."""
+    live = env.live
+    with live.client() as client:
+        old = wait_done(client, ask(client, env, format="csv").json()["id"], env.token)
+        young = wait_done(client, ask(client, env, format="csv").json()["id"], env.token)
+        assert (old["status"], young["status"]) == ("done", "done")
+        old_file = exports.export_path(job_row(live, old["id"]))
+        young_file = exports.export_path(job_row(live, young["id"]))
+        assert old_file.is_file()
+        assert young_file.is_file()
+        finished_days_ago(live, old["id"], 8)
+        assert old["id"] in exports.expire_files(live.engine)
+        assert not old_file.exists()
+        assert young_file.is_file()
+        expired = job_row(live, old["id"])
+        assert expired.status == "expired"
+        assert "7 天保存期限" in expired.error
+        assert expired.sm3 == old["sm3"]
+        assert expired.manifest is not None
+        assert job_row(live, young["id"]).status == "done"
+
+        r = client.get(old["links"]["download"], headers=headers(env.token))
+        assert r.status_code == 409, r.text
+        assert "7 天保存期限" in r.json()["error"]["message"]
+        r = client.get(f"/api/v1/dataservices/exports/{old['id']}", headers=headers(env.token))
+        assert (r.json()["status"], r.json()["status_label"]) == ("expired", "文件已过期删除")
+        r = client.get(young["links"]["download"], headers=headers(env.token))
+        assert r.status_code == 200
+    with live.session() as s:
+        entry = s.scalars(
+            select(AuditEntry).where(
+                AuditEntry.action == "dataservices:export:expire",
+                AuditEntry.target_id == str(old["id"]),
+            )
+        ).one()
+        assert old["sm3"] in entry.details
+    assert exports.expire_files(live.engine) == []  # once

@@ -11,17 +11,19 @@ from sqlalchemy import select
 
 from govshare.dataservices import exports
 from govshare.dataservices.models import ExportJob, UsageEntry
-from govshare.orgs.models import Department
+from govshare.orgs.models import Department, User
 from govshare.permissions import Role
 from tests.conftest import Factory, login
-from tests.dataservices.conftest import Live
+from tests.dataservices.conftest import Live, headers
 from tests.dataservices.test_exports import (
     EXPECTED_ALL,
     Env,
     _insert_job,
     _wait_status,
     export_world,
+    finished_days_ago,
     read_csv,
+    wait_done,
 )
 
 
@@ -32,11 +34,14 @@ def env(live: Live, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
 
 
 def officer(live: Live, department_id: int, role: Role = Role.DEPT_OFFICER) -> tuple[str, str]:
-    """A user of the department: (username, display name)."""
+    """A user of the department (made by the first test that asks): (username, name)."""
+    username = f"exp_{department_id}_{role.value}"
     with live.session() as s:
-        dept = s.get(Department, department_id)
-        assert dept is not None
-        user = Factory(s).user(role, dept, username=f"exp_{department_id}_{role.value}")
+        user = s.scalar(select(User).where(User.username == username))
+        if user is None:
+            dept = s.get(Department, department_id)
+            assert dept is not None
+            user = Factory(s).user(role, dept, username=username)
         return user.username, user.display_name
 
 
@@ -165,3 +170,24 @@ def test_page_needs_the_service_call_permission(env: Env) -> None:
         assert client.get("/dataservices/exports").status_code == 403
         r = client.post(f"/api/v1/dataservices/{live.service_id}/exports", json={"format": "csv"})
         assert r.status_code == 403
+
+
+def test_an_expired_job_says_why_its_file_is_gone(env: Env) -> None:
+    live = env.live
+    username, _display = officer(live, env.consumer)
+    with live.client() as client:
+        r = client.post(
+            f"/api/v1/dataservices/{live.service_id}/exports", json={}, headers=headers(env.token)
+        )
+        assert r.status_code == 202, r.text
+        job_id = r.json()["id"]
+        assert wait_done(client, job_id, env.token)["status"] == "done"
+        finished_days_ago(live, job_id, 30)
+        assert job_id in exports.expire_files(live.engine)
+        login(client, username)
+        fragment = client.get("/dataservices/exports/jobs").text
+    row = fragment.split(f'data-testid="export-{job_id}"')[1].split("</tr>")[0]
+    assert "文件已过期删除" in row
+    assert 'data-testid="export-expired"' in row
+    assert "7 天保存期限" in row
+    assert f'data-testid="download-{job_id}"' not in row

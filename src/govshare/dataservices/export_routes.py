@@ -240,6 +240,8 @@ def get_export(job_id: int, principal: Consumer, db: DbSession) -> ExportOut:
 
 
 def _done(job: ExportJob) -> None:
+    if job.status == ExportStatus.EXPIRED.value:
+        raise Conflict(job.error or "导出文件已超过保存期限并已删除，请重新提交批量交换任务")
     if job.status != ExportStatus.DONE.value:
         label = ExportStatus(job.status).label
         raise Conflict(f"批量交换任务{label}，没有可下载的文件")

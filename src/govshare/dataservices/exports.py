@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
+from time import monotonic
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, insert, or_, select, update
@@ -80,6 +81,8 @@ YIELD_PER = 5000
 CSV_FLUSH_ROWS = 1000
 #: a job ``running`` for longer than this when a process starts was left by a dead process
 STALE_AFTER = timedelta(minutes=10)
+#: how often a runner deletes the files whose retention period is over (seconds)
+EXPIRE_EVERY = 3600.0
 #: how often an idle runner looks for jobs queued by other processes
 POLL_SECONDS = 10.0
 #: data rows an XLSX sheet can hold (1,048,576 rows less the two header rows)
@@ -732,11 +735,58 @@ def requeue_stale(engine: Engine, older_than: timedelta = STALE_AFTER) -> list[i
     return done
 
 
+def expire_files(engine: Engine, now: datetime | None = None) -> list[int]:
+    """Delete the files of the jobs finished more than ``export_retention_days`` ago (a
+    batch export carries personal data: it is not kept on the server for ever). The job,
+    its manifest (row count, SM3 digest, signature) and its ledger rows stay; the job says
+    when and why its file went. Audited. Returns the jobs' ids."""
+    days = get_settings().export_retention_days
+    if days <= 0:
+        return []
+    now = now or utcnow()
+    cutoff = now - timedelta(days=days)
+    when = _local(now).strftime("%Y-%m-%d %H:%M")
+    expired = []
+    with _sessions(engine)() as s:
+        jobs = s.scalars(
+            select(ExportJob).where(
+                ExportJob.status == ExportStatus.DONE.value, ExportJob.finished_at < cutoff
+            )
+        ).all()
+        for job in jobs:
+            path = export_path(job)
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:  # tried again at the next pass; the job stays downloadable
+                log.exception("export job %s: cannot delete %s", job.id, path)
+                continue
+            job.status = ExportStatus.EXPIRED.value
+            job.error = (
+                f"文件已超过 {days} 天保存期限，于 {when} 删除；清单、行数和 SM3 摘要仍可查，"
+                "如需数据请重新提交批量交换任务"
+            )
+            audit.record(
+                s,
+                _platform(),
+                "dataservices:export:expire",
+                "export_job",
+                job.id,
+                {"file_name": job.file_name, "rows": job.rows, "sm3": job.sm3, "days": days},
+            )
+            expired.append(job.id)
+        s.commit()
+    return expired
+
+
 def pending_work(engine: Engine) -> bool:
-    """Whether any job is queued or running (read without taking a lock)."""
+    """Whether any job is queued or running, or a finished job still has a file that will
+    expire (read without taking a lock)."""
+    watched = [*ACTIVE]
+    if get_settings().export_retention_days > 0:
+        watched.append(ExportStatus.DONE.value)
     with reader_engine(engine).connect() as conn:
         found = conn.execute(
-            select(ExportJob.id).where(ExportJob.status.in_(ACTIVE)).limit(1)
+            select(ExportJob.id).where(ExportJob.status.in_(watched)).limit(1)
         ).first()
         if conn.in_transaction():
             conn.rollback()
@@ -1095,7 +1145,14 @@ class ExportRunner:
         self._recover.set()
 
     def _run(self, stop: threading.Event) -> None:
+        expired_at = -EXPIRE_EVERY
         while not stop.is_set():
+            if monotonic() - expired_at >= EXPIRE_EVERY:
+                expired_at = monotonic()
+                try:
+                    expire_files(self.engine)
+                except Exception:
+                    log.exception("export runner: deleting expired files failed")
             if self._recover.is_set():
                 try:
                     requeue_stale(self.engine)

@@ -171,12 +171,18 @@ class ExportStatus(StrEnum):
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
+    #: done, and its file deleted once its retention period was over
+    EXPIRED = "expired"
 
     @property
     def label(self) -> str:
-        return {"queued": "排队中", "running": "生成中", "done": "已完成", "failed": "失败"}[
-            self.value
-        ]
+        return {
+            "queued": "排队中",
+            "running": "生成中",
+            "done": "已完成",
+            "failed": "失败",
+            "expired": "文件已过期删除",
+        }[self.value]
 
 
 class ExportJob(Base):
