@@ -147,7 +147,7 @@ def test_change_clock_counts_working_days_across_national_day(
         return only
 
     r = row()
-    assert (r.working_days, r.cite) == (5, "种子003 第二十二条")
+    assert (r.working_days, r.cite) == (5, "《南阳市政务数据共享管理暂行办法》第二十二条")
     assert (r.days_left, r.clock_label, r.overdue) == (3, "剩余 3 个工作日", False)
     on(monkeypatch, date(2026, 10, 13))
     assert (row().days_left, row().clock_label) == (0, "今日到期")
@@ -172,7 +172,7 @@ def test_change_clock_follows_the_jurisdictions_rulebook(
     # 10 working days (seed 002 §2(3)): Oct 8, 9, 10, 12, 13, 14, 15, 16, 19, 20
     assert event.due == date(2026, 10, 20)
     (r,) = lists.list_changes(db, officer)
-    assert (r.working_days, r.cite) == (10, "种子002 二(三)")
+    assert (r.working_days, r.cite) == (10, "夏“放管服”组办〔2021〕12号 二(三)")
     assert r.trigger_label == "行政管理职能变更"
 
 
@@ -705,7 +705,7 @@ def test_changes_page_shows_clocks_and_records(
     assert "已逾期 2 个工作日" in page.text
     assert "剩余 4 个工作日" in page.text  # Oct 14 + 5: Oct 21; Oct 16, 19, 20, 21
     assert "今日到期" in page.text  # Oct 9 + 5: Oct 10, 12, 13, 14, 15
-    assert "种子003 第二十二条" in page.text
+    assert "《南阳市政务数据共享管理暂行办法》第二十二条" in page.text
     r = client.post(
         "/catalog/changes",
         data={"trigger": "duty", "description": "机构改革", "occurred_on": "2026-10-15"},

@@ -68,7 +68,7 @@ def test_draft_gets_a_resource_code_from_its_classification(db: Session, world: 
         (
             {"catalog_kind": "base", "base_database": "population"},
             "share_type",
-            "种子003第三十七条",
+            "《南阳市政务数据共享管理暂行办法》第三十七条",
         ),
         ({"catalog_kind": "base"}, "base_database", "须注明所属基础库"),
         ({"is_classified": True}, "is_classified", "涉及国家秘密"),

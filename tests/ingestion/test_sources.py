@@ -135,7 +135,7 @@ def test_default_source_is_the_first_listing_and_flags_need_values(
         world.police.name,
     )
     assert "共享申请" in a.message
-    assert "种子003第二十四条" in a.message
+    assert "《南阳市政务数据共享管理暂行办法》第二十四条" in a.message
     # the source itself gets no advice
     assert sources.advice_for_entry(db, service.target_entry(db, world.officer, police)) == []
 

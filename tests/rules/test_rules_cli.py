@@ -113,7 +113,7 @@ def test_rulebook_list_and_show() -> None:
     assert "第二十二条" in shown
     assert "【违规情形】" in shown
     assert "数据主管部门审核目录更新：5 个工作日" in shown
-    assert "依据：种子003 第二十二条" in shown
+    assert "依据：《南阳市政务数据共享管理暂行办法》第二十二条" in shown
 
     r = run("rulebook", "show", "nope")
     assert r.returncode == 1

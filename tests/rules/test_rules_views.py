@@ -53,12 +53,12 @@ def test_rulebook_page_shows_every_section_with_citations(client, factory: Facto
         "违规情形",
     ):
         assert f'<div class="card-header fw-bold">{title}</div>' in html
-    assert "种子003 第二十二条" in html
+    assert "《南阳市政务数据共享管理暂行办法》第二十二条" in html
     assert "数据主管部门审核目录更新" in html
     # the supplement rule is inherited from the national book (a platform default) and the
     # business-continues rule from the regulation: both visibly marked as not from a seed
-    assert "平台默认 · 非种子" in html
-    assert "国家默认 · 非种子" in html
+    assert '<span class="badge text-bg-secondary">平台默认</span>' in html
+    assert '<span class="badge text-bg-warning">国家默认</span>' in html
     assert 'data-origin="platform"' in html
     assert client.get("/rules/rulebooks/nope").status_code == 404
 
@@ -66,8 +66,9 @@ def test_rulebook_page_shows_every_section_with_citations(client, factory: Facto
 def test_national_rulebook_is_marked_as_not_a_seed(client, factory: Factory) -> None:
     login(client, factory.user(Role.AUTHORITY).username)
     html = client.get("/rules/rulebooks/national").text
-    assert "《政务数据共享条例》（国家默认，非种子文件）" in html
-    assert "国家默认 · 非种子" in html
+    assert "《政务数据共享条例》（国家默认）" in html
+    assert '<span class="badge text-bg-warning">国家默认</span>' in html
+    assert "种子" not in html  # users are shown the regulations' names
 
 
 def test_assign_rulebook_page(client, db: Session, factory: Factory) -> None:

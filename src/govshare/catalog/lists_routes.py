@@ -109,7 +109,7 @@ def api_list_changes(
 def api_record_change(
     db: DbSession, principal: ChangeRecorder, data: lists.ChangeIn
 ) -> lists.ChangeOut:
-    """登记变更事项；截止日期按本级规则（如种子003第二十二条：5个工作日）计算。"""
+    """登记变更事项；截止日期按本级规则（如《南阳市政务数据共享管理暂行办法》第二十二条：5个工作日）计算。"""
     event = lists.record_change(
         db, principal, data.department_id, data.trigger, data.description, data.occurred_on
     )
@@ -137,7 +137,7 @@ def api_list_demands(
 
 @api_router.post("/catalog/demands", response_model=lists.DemandOut, status_code=201)
 def api_file_demand(db: DbSession, principal: DemandFiler, data: lists.DemandIn) -> lists.DemandOut:
-    """提出数据需求（种子003第十九条）。"""
+    """提出数据需求（《南阳市政务数据共享管理暂行办法》第十九条）。"""
     demand = lists.file_demand(
         db,
         principal,
@@ -194,7 +194,7 @@ def api_supply_demand(db: DbSession, principal: ListReader) -> lists.SupplyDeman
 def api_responsibility(
     db: DbSession, principal: ListReader, department_id: int | None = None
 ) -> list[lists.ResponsibilityRow]:
-    """责任清单（种子003第二十一条）：各部门须采集汇聚的信息项与更新周期。"""
+    """责任清单（《南阳市政务数据共享管理暂行办法》第二十一条）：各部门须采集汇聚的信息项与更新周期。"""
     return lists.responsibility_list(db, principal, department_id)
 
 

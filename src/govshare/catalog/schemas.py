@@ -95,7 +95,8 @@ class VersionIn(_In):
     is_returned_data: bool = False
     returned_from: str = Field(default="", max_length=128)
     is_classified: bool = Field(
-        default=False, description="涉密数据：不得在平台登记（种子001第二十条）"
+        default=False,
+        description="涉密数据：不得在平台登记（《2024年政务数据资源管理办法》第二十条）",
     )
     change_note: str = Field(default="", max_length=512, description="本次变更说明")
 

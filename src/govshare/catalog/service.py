@@ -172,7 +172,7 @@ def validate(
     names = {t: share_type_name(book, t) for t in ("unconditional", "conditional", "not_shared")}
     if data.is_classified:
         raise ValidationFailed(
-            "涉及国家秘密的数据不得在平台上登记、发布和交换（种子001第二十条）",
+            "涉及国家秘密的数据不得在平台上登记、发布和交换（《2024年政务数据资源管理办法》第二十条）",
             field="is_classified",
         )
     # data items
@@ -214,7 +214,7 @@ def validate(
     if expected is not None and key.data_type != expected:
         raise ValidationFailed(
             f"{data.subject_key_kind.label}的主键信息项“{key.name}”的类型应为{expected.label}"
-            "（种子003第二十四条：自然人以身份证件号码、法人以统一社会信用代码为标识）",
+            "（《南阳市政务数据共享管理暂行办法》第二十四条：自然人以身份证件号码、法人以统一社会信用代码为标识）",
             field="subject_key_item",
         )
     if not key.required:
@@ -226,7 +226,7 @@ def validate(
         if data.share_type != ShareType.UNCONDITIONAL:
             raise ValidationFailed(
                 f"{data.base_database.label}的基础信息项是各部门履职的共同需要，应当"
-                f"{names['unconditional']}（种子003第三十七条第（二）项）",
+                f"{names['unconditional']}（《南阳市政务数据共享管理暂行办法》第三十七条第（二）项）",
                 field="share_type",
             )
     elif data.base_database is not None:
@@ -235,12 +235,12 @@ def validate(
     if data.share_type == ShareType.CONDITIONAL:
         if not data.share_scope:
             raise ValidationFailed(
-                f"{names['conditional']}的资源须列明共享范围（种子000第十三条）",
+                f"{names['conditional']}的资源须列明共享范围（《平山县政务数据共享工作制度》第十三条）",
                 field="share_scope",
             )
         if not data.share_purpose:
             raise ValidationFailed(
-                f"{names['conditional']}的资源须列明使用用途（种子000第十三条）",
+                f"{names['conditional']}的资源须列明使用用途（《平山县政务数据共享工作制度》第十三条）",
                 field="share_purpose",
             )
     share_kind = getattr(book.share_types, data.share_type.value)
@@ -252,7 +252,7 @@ def validate(
         if data.share_type == ShareType.NOT_SHARED and not _BASIS.search(data.share_basis):
             raise ValidationFailed(
                 f"{share_kind.name}须引用法律、行政法规或国务院决定，请写明文件名称（如《中华人民共和国"
-                "个人信息保护法》）及条款（种子000第十三条）",
+                "个人信息保护法》）及条款（《平山县政务数据共享工作制度》第十三条）",
                 field="share_basis",
             )
     if data.share_type == ShareType.NOT_SHARED:
@@ -274,7 +274,7 @@ def validate(
         raise ValidationFailed(f"{open_kind.name}的资源须写明开放条件", field="open_conditions")
     if data.open_type == OpenType.UNCONDITIONAL and any(it.sensitive for it in data.data_items):
         raise ValidationFailed(
-            "含敏感个人信息的资源不能无条件开放（须脱敏后有条件开放，种子003第四十四条）",
+            "含敏感个人信息的资源不能无条件开放（须脱敏后有条件开放，《南阳市政务数据共享管理暂行办法》第四十四条）",
             field="open_type",
         )
     if data.is_returned_data and not data.returned_from:

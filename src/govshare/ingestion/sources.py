@@ -112,8 +112,10 @@ PLATFORM_RESOLVER = "平台自动核验"
 NOTE_CONSISTENT = "数据已一致"
 NOTE_GONE = "一方已无此数据（记录已删除或该项为空），不再比对"
 NOTE_NOT_FLAGGED = "已不属于重复采集（来源已调整、已豁免或信息项已变更），不再比对"
-CITE = "种子003第二十四条、种子004第七条"
-CITE_CONFLICT = "种子004第十五条"
+CITE = (
+    "《南阳市政务数据共享管理暂行办法》第二十四条、《内乡县政务信息资源共享管理办法（试行）》第七条"
+)
+CITE_CONFLICT = "《内乡县政务信息资源共享管理办法（试行）》第十五条"
 KINDS = (SubjectKeyKind.PERSON.value, SubjectKeyKind.ORGANIZATION.value)
 MAX_ID = lists.MAX_ID
 _IN_CHUNK = 1000

@@ -78,7 +78,7 @@ def api_items(db: DbSession, principal: Reader, item: str = "") -> list[sources.
 def api_flags(
     db: DbSession, principal: Reader, department_id: int | None = None
 ) -> list[sources.FlagOut]:
-    """重复采集提示（种子003第二十四条、种子004第七条）：他部门为来源、本资源却在汇聚的信息项。"""
+    """重复采集提示（《南阳市政务数据共享管理暂行办法》第二十四条、《内乡县政务信息资源共享管理办法（试行）》第七条）：他部门为来源、本资源却在汇聚的信息项。"""
     return sources.list_flags(db, principal, department_id=department_id)
 
 
@@ -142,7 +142,7 @@ def api_revoke_exemption(db: DbSession, principal: Manager, exemption_id: int) -
 def api_detect(
     db: DbSession, principal: Manager, data: sources.DetectIn
 ) -> sources.DetectionResult:
-    """比对来源部门与重复采集部门的数据，更新冲突清单（种子004第十五条）。"""
+    """比对来源部门与重复采集部门的数据，更新冲突清单（《内乡县政务信息资源共享管理办法（试行）》第十五条）。"""
     ids = set(data.entry_ids) if data.entry_ids is not None else None
     return sources.detect(db, principal, ids)
 

@@ -21,6 +21,14 @@ SEED_FILES = {
     "003": "003_1af7b5c44ea26f00.txt",
     "004": "004_175c12186eaff765.txt",
 }
+#: how a citation names each regulation to the platform's users
+SEED_TITLES = {
+    "000": "《平山县政务数据共享工作制度》",
+    "001": "《2024年政务数据资源管理办法》",
+    "002": "夏“放管服”组办〔2021〕12号",
+    "003": "《南阳市政务数据共享管理暂行办法》",
+    "004": "《内乡县政务信息资源共享管理办法（试行）》",
+}
 
 
 class _Strict(BaseModel):
@@ -57,11 +65,12 @@ class Citation(_Strict):
     @property
     def text(self) -> str:
         if self.origin == "seed":
-            return f"种子{self.seed} {self.article}"
+            assert self.seed is not None
+            article = self.article or ""
+            # an article (第二十二条) follows the title; a section of a notice (二(三)) is spaced
+            return SEED_TITLES[self.seed] + ("" if article.startswith("第") else " ") + article
         if self.origin == "national":
-            return "《政务数据共享条例》（国家默认，非种子文件）" + (
-                f" {self.article}" if self.article else ""
-            )
+            return "《政务数据共享条例》（国家默认）" + (f" {self.article}" if self.article else "")
         return "平台默认值（无条文规定）"
 
 

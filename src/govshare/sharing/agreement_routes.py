@@ -259,7 +259,7 @@ def api_file(
 def api_terminate(
     db: DbSession, principal: Reader, agreement_id: int, data: schemas.ReasonIn
 ) -> AgreementOut:
-    """数据主管部门终止协议及其授权（种子003第四十一条）；提供部门不得擅自终止。"""
+    """数据主管部门终止协议及其授权（《南阳市政务数据共享管理暂行办法》第四十一条）；提供部门不得擅自终止。"""
     agreement = agreements.get_agreement(db, principal, agreement_id)
     agreements.terminate(db, principal, agreement, data.reason)
     return _detail(db, agreement)
@@ -277,7 +277,7 @@ def api_grant(db: DbSession, principal: Reader, grant_id: int) -> GrantSupervisi
 def api_suspend(
     db: DbSession, principal: Reader, grant_id: int, data: schemas.ReasonIn
 ) -> GrantSupervisionOut:
-    """数据主管部门发现违规使用时暂停授权（种子003第四十一条），须说明理由。"""
+    """数据主管部门发现违规使用时暂停授权（《南阳市政务数据共享管理暂行办法》第四十一条），须说明理由。"""
     grant = grants.get_grant(db, principal, grant_id)
     return grant_supervision_out(db, grants.suspend(db, principal, grant, data.reason))
 
@@ -294,7 +294,7 @@ def api_resume(
 def api_terminate_grant(
     db: DbSession, principal: Reader, grant_id: int, data: schemas.ReasonIn
 ) -> GrantSupervisionOut:
-    """终止授权；提供部门不得擅自终止已提供的共享服务（种子000第三十条第（七）项）。"""
+    """终止授权；提供部门不得擅自终止已提供的共享服务（《平山县政务数据共享工作制度》第三十条第（七）项）。"""
     grant = grants.get_grant(db, principal, grant_id)
     return grant_supervision_out(db, grants.terminate(db, principal, grant, data.reason))
 

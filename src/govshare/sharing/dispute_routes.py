@@ -261,7 +261,7 @@ def api_get(db: DbSession, principal: Reader, dispute_id: int) -> DisputeOut:
     "/sharing/applications/{app_id}/disputes", response_model=DisputeOut, status_code=201
 )
 def api_raise(db: DbSession, principal: Applicant, app_id: int, data: StatementIn) -> DisputeOut:
-    """对不同意共享或逾期未答复的申请提出争议，由数据主管部门协调处理（种子000第二十条）。"""
+    """对不同意共享或逾期未答复的申请提出争议，由数据主管部门协调处理（《平山县政务数据共享工作制度》第二十条）。"""
     app = service.get_application(db, principal, app_id)
     return _detail(db, disputes.raise_dispute(db, principal, app, data.statement))
 
@@ -303,7 +303,7 @@ def api_order(db: DbSession, principal: Checker, dispute_id: int, data: OrderIn)
 
 @api_router.post("/sharing/disputes/{dispute_id}/escalate", response_model=DisputeOut)
 def api_escalate(db: DbSession, principal: Checker, dispute_id: int, data: RecordIn) -> DisputeOut:
-    """协调不成，附协调情况报本级人民政府决定（种子000第二十条）。"""
+    """协调不成，附协调情况报本级人民政府决定（《平山县政务数据共享工作制度》第二十条）。"""
     dispute = disputes.get_dispute(db, principal, dispute_id)
     disputes.escalate(db, principal, dispute, data.record)
     return _detail(db, dispute)

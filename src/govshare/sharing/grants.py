@@ -33,7 +33,7 @@ from govshare.sharing.models import AgreementStatus, Grant, GrantStatus, ShareAg
 G = GrantStatus
 
 PROVIDER_MAY_NOT_END = (
-    "提供部门不得擅自终止或者变更已提供的政务数据共享服务（种子000第三十条第（七）项），"
+    "提供部门不得擅自终止或者变更已提供的政务数据共享服务（《平山县政务数据共享工作制度》第三十条第（七）项），"
     "如发现违规使用，请报数据主管部门处理"
 )
 
