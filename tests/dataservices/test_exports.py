@@ -519,6 +519,52 @@ def test_stale_running_job_is_queued_again_at_start_up(env: Env) -> None:
         s.commit()
 
 
+def test_a_long_export_whose_runner_is_alive_is_not_taken_from_it(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A runner writing a file marks its job alive as it goes; a job started long ago whose
+    heartbeat is recent is left to its runner, one whose heartbeat stopped is queued again."""
+    live = env.live
+    exports.stop_runner()
+    long_alive = _insert_job(live, env.consumer, env.grant_id)
+    long_dead = _insert_job(live, env.consumer, env.grant_id)
+    now = utcnow()
+    with live.session() as s:
+        for job_id, beat in ((long_alive, 1), (long_dead, 11)):
+            s.execute(
+                update(ExportJob)
+                .where(ExportJob.id == job_id)
+                .values(
+                    status="running",
+                    started_at=now - timedelta(minutes=30),
+                    heartbeat_at=now - timedelta(minutes=beat),
+                )
+            )
+        s.commit()
+    requeued = exports.requeue_stale(live.engine)
+    assert long_dead in requeued
+    assert long_alive not in requeued
+    assert job_row(live, long_alive).status == "running"
+    with live.session() as s:  # neither is run here
+        s.execute(
+            update(ExportJob)
+            .where(ExportJob.id.in_([long_alive, long_dead]))
+            .values(status="failed")
+        )
+        s.commit()
+
+    # the runner beats while it writes (here every 10 rows, at once)
+    monkeypatch.setattr(exports, "HEARTBEAT_EVERY", 0.0)
+    monkeypatch.setattr(exports, "HEARTBEAT_ROWS", 10)
+    with live.client() as client:
+        job = wait_done(client, ask(client, env, format="csv").json()["id"], env.token)
+    done = job_row(live, job["id"])
+    assert done.status == "done"
+    assert done.started_at is not None
+    assert done.heartbeat_at is not None
+    assert done.heartbeat_at > done.started_at
+
+
 def test_unsigned_manifest_when_no_signing_key(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GOVSHARE_SIGNING_KEY_FILE", str(env.folder / "missing.pem"))
     get_settings.cache_clear()

@@ -16,8 +16,9 @@ platform key; and writes one usage-ledger row and audit entry for the delivery (
 delivered) before the file can be downloaded. Memory use does not grow with the export: rows
 are fetched ``YIELD_PER`` at a time and written at once.
 
-A job left ``running`` by a process that died is queued again at the next start-up once it
-is older than :data:`STALE_AFTER`.
+A job left ``running`` by a process that died is queued again at the next start-up once its
+runner's heartbeat (every :data:`HEARTBEAT_EVERY` while it writes) is older than
+:data:`STALE_AFTER`: a long export still being written is never taken from its runner.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from pathlib import Path
 from time import monotonic
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, insert, or_, select, update
+from sqlalchemy import Engine, create_engine, event, func, insert, or_, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -81,6 +82,10 @@ YIELD_PER = 5000
 CSV_FLUSH_ROWS = 1000
 #: a job ``running`` for longer than this when a process starts was left by a dead process
 STALE_AFTER = timedelta(minutes=10)
+#: how often a runner writing a file marks its job alive (seconds), looked at every
+#: HEARTBEAT_ROWS rows
+HEARTBEAT_EVERY = 60.0
+HEARTBEAT_ROWS = 1000
 #: how often a runner deletes the files whose retention period is over (seconds)
 EXPIRE_EVERY = 3600.0
 #: how often an idle runner looks for jobs queued by other processes
@@ -684,7 +689,9 @@ def claim_next(engine: Engine) -> tuple[int, datetime] | None:
             result = s.execute(
                 update(ExportJob)
                 .where(ExportJob.id == job_id, ExportJob.status == ExportStatus.QUEUED.value)
-                .values(status=ExportStatus.RUNNING.value, started_at=now, error="")
+                .values(
+                    status=ExportStatus.RUNNING.value, started_at=now, heartbeat_at=now, error=""
+                )
                 .execution_options(synchronize_session=False)
             )
             if getattr(result, "rowcount", 0) == 1:
@@ -695,15 +702,17 @@ def claim_next(engine: Engine) -> tuple[int, datetime] | None:
 
 
 def requeue_stale(engine: Engine, older_than: timedelta = STALE_AFTER) -> list[int]:
-    """Queue again the jobs left ``running`` (by a process that died) for longer than
-    ``older_than``; audited. Returns their ids."""
+    """Queue again the jobs left ``running`` (by a process that died): those whose runner
+    has not said it is alive (its heartbeat, else the start) for longer than ``older_than``;
+    audited. Returns their ids."""
     cutoff = utcnow() - older_than
+    alive = func.coalesce(ExportJob.heartbeat_at, ExportJob.started_at)
     with _sessions(engine)() as s:
         stale = list(
             s.scalars(
                 select(ExportJob.id).where(
                     ExportJob.status == ExportStatus.RUNNING.value,
-                    or_(ExportJob.started_at.is_(None), ExportJob.started_at < cutoff),
+                    or_(alive.is_(None), alive < cutoff),
                 )
             )
         )
@@ -714,7 +723,7 @@ def requeue_stale(engine: Engine, older_than: timedelta = STALE_AFTER) -> list[i
                 .where(
                     ExportJob.id == job_id,
                     ExportJob.status == ExportStatus.RUNNING.value,
-                    or_(ExportJob.started_at.is_(None), ExportJob.started_at < cutoff),
+                    or_(alive.is_(None), alive < cutoff),
                 )
                 .values(status=ExportStatus.QUEUED.value, started_at=None)
                 .execution_options(synchronize_session=False)
@@ -933,6 +942,34 @@ def _finish(
     return True
 
 
+def _heartbeat(
+    rows: Iterator[Sequence[Any]], engine: Engine, job_id: int, started_at: datetime
+) -> Iterator[Sequence[Any]]:
+    """The rows as they are written, marking the job alive every :data:`HEARTBEAT_EVERY`
+    seconds (looked at every :data:`HEARTBEAT_ROWS` rows), so that no start-up takes a long
+    export from the runner still writing it (:func:`requeue_stale`)."""
+    last = monotonic()
+    for n, row in enumerate(rows, 1):
+        yield row
+        if n % HEARTBEAT_ROWS == 0 and monotonic() - last >= HEARTBEAT_EVERY:
+            last = monotonic()
+            try:
+                with _sessions(engine)() as s:
+                    s.execute(
+                        update(ExportJob)
+                        .where(
+                            ExportJob.id == job_id,
+                            ExportJob.status == ExportStatus.RUNNING.value,
+                            ExportJob.started_at == started_at,
+                        )
+                        .values(heartbeat_at=utcnow())
+                        .execution_options(synchronize_session=False)
+                    )
+                    s.commit()
+            except Exception:  # the export goes on; a later beat may pass
+                log.exception("export job %s: heartbeat failed", job_id)
+
+
 def _still_held(engine: Engine, job_id: int, started_at: datetime) -> bool:
     with _sessions(engine)() as s:
         row = s.execute(
@@ -1040,7 +1077,8 @@ def run_job(
         with contextlib.closing(
             stream_rows(engine, registry, job.items, job.changed_since)
         ) as rows:
-            written = write(tmp, names, job.items, rows, stop)
+            beating = _heartbeat(rows, engine, job_id, started_at)
+            written = write(tmp, names, job.items, beating, stop)
     except Interrupted:
         tmp.unlink(missing_ok=True)
         _finish(

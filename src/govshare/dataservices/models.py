@@ -205,6 +205,9 @@ class ExportJob(Base):
     status: Mapped[str] = mapped_column(String(16), default=ExportStatus.QUEUED.value)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
+    #: the runner writing the file says it is alive (every :data:`exports.HEARTBEAT_EVERY`):
+    #: a job whose heartbeat stopped was left by a process that died
+    heartbeat_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     rows: Mapped[int] = mapped_column(_BIGINT, default=0)
     size: Mapped[int] = mapped_column(_BIGINT, default=0)
