@@ -744,7 +744,7 @@ def requeue_stale(engine: Engine, older_than: timedelta = STALE_AFTER) -> list[i
     return done
 
 
-def expire_files(engine: Engine, now: datetime | None = None) -> list[int]:
+def expire_files(engine: Engine) -> list[int]:
     """Delete the files of the jobs finished more than ``export_retention_days`` ago (a
     batch export carries personal data: it is not kept on the server for ever). The job,
     its manifest (row count, SM3 digest, signature) and its ledger rows stay; the job says
@@ -752,7 +752,7 @@ def expire_files(engine: Engine, now: datetime | None = None) -> list[int]:
     days = get_settings().export_retention_days
     if days <= 0:
         return []
-    now = now or utcnow()
+    now = utcnow()
     cutoff = now - timedelta(days=days)
     when = _local(now).strftime("%Y-%m-%d %H:%M")
     expired = []

@@ -859,7 +859,7 @@ class Gateway:
             return 503, dumps(error_body("ledger_unavailable", message)), []
         except ledger_mod.LookupFailed as exc:  # ledgered as a call that failed
             log.error("data service %s: record lookup failed: %s", call.service_id, exc)
-            message = "记录查询失败（平台内部错误），本次调用未返回数据，已记入使用台账，请稍后重试"
+            message = f"{ledger_mod.LOOKUP_FAILED_REASON}，已记入使用台账，请稍后重试"
             return 500, dumps(error_body("server_error", message)), [call_id_header]
         if signed:
             from govshare.signing import service as signing
